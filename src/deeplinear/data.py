@@ -1,0 +1,126 @@
+"""Datasets: synthetic, random and the real ``digits`` data (pipeline.md, "The library").
+
+Every generator returns a :class:`Dataset` that has passed :func:`validate`: finite values,
+matching sample counts and ``X X^T`` of full rank.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from deeplinear.errors import InputError
+from deeplinear.model import precompute
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """``X`` of shape ``(d_x, m)``, ``Y`` of shape ``(d_y, m)`` and descriptive metadata."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    meta: dict = field(default_factory=dict)
+
+
+def validate(ds: Dataset, name: str = "dataset") -> Dataset:
+    """Raise :class:`InputError` naming the problem (non-finite values, shapes, rank of X X^T)."""
+    precompute(ds.X, ds.Y, name=name)
+    return ds
+
+
+def _check_dims(**dims: int) -> None:
+    for key, value in dims.items():
+        if int(value) < 1:
+            raise InputError(f"dataset parameter {key} must be >= 1, got {value}")
+
+
+def _whiten(X: np.ndarray) -> np.ndarray:
+    """Rescale ``X`` so that ``X X^T = m I`` exactly up to rounding."""
+    m = X.shape[1]
+    L = np.linalg.cholesky(X @ X.T / m)
+    return np.linalg.solve(L, X)
+
+
+def synthetic(
+    d_x: int,
+    d_y: int,
+    m: int,
+    rank: int,
+    noise: float,
+    seed: int,
+    whiten: bool = False,
+) -> Dataset:
+    """Gaussian ``X``; ``Y = A X + noise * N(0, 1)`` with ``A`` of rank ``rank``.
+
+    ``A = U diag(s) V^T`` with Haar ``U, V`` and ``s`` spaced geometrically from 1 to 0.3, so
+    the singular values of the target are distinct (the incremental-learning plateaus).
+    ``whiten=True`` makes ``X X^T = m I`` (needed by the ACGH comparison, theory.md 10).
+    """
+    _check_dims(d_x=d_x, d_y=d_y, m=m)
+    if not 0 <= rank <= min(d_x, d_y):
+        raise InputError(f"synthetic rank must be in 0..min(d_x, d_y) = {min(d_x, d_y)}")
+    if noise < 0:
+        raise InputError(f"synthetic noise must be >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((d_x, m))
+    if whiten:
+        X = _whiten(X)
+    U = np.linalg.qr(rng.standard_normal((d_y, d_y)))[0][:, :rank]
+    V = np.linalg.qr(rng.standard_normal((d_x, d_x)))[0][:, :rank]
+    s = np.geomspace(1.0, 0.3, rank) if rank > 0 else np.zeros(0)
+    A = (U * s) @ V.T
+    Y = A @ X + noise * rng.standard_normal((d_y, m))
+    meta = dict(kind="synthetic", d_x=d_x, d_y=d_y, m=m, rank=rank, noise=noise, seed=seed)
+    return validate(Dataset(X, Y, meta | {"whiten": whiten}), "synthetic")
+
+
+def random(d_x: int, d_y: int, m: int, seed: int, whiten: bool = False) -> Dataset:
+    """Gaussian ``X`` and Gaussian ``Y`` independent of ``X`` (pure memorization)."""
+    _check_dims(d_x=d_x, d_y=d_y, m=m)
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((d_x, m))
+    if whiten:
+        X = _whiten(X)
+    Y = rng.standard_normal((d_y, m))
+    meta = dict(kind="random", d_x=d_x, d_y=d_y, m=m, seed=seed, whiten=whiten)
+    return validate(Dataset(X, Y, meta), "random")
+
+
+def digits(m: int | None = None, seed: int = 0) -> Dataset:
+    """scikit-learn's bundled 8x8 handwritten digits: pixels / 16, one-hot ``Y``.
+
+    Constant pixels are removed so ``X X^T`` has full rank. ``m`` samples are drawn
+    without replacement (all 1797 when ``None``).
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    Xall, labels = bunch.data / 16.0, bunch.target
+    n = Xall.shape[0]
+    idx = np.arange(n)
+    if m is not None:
+        _check_dims(m=m)
+        if m > n:
+            raise InputError(f"digits has {n} samples, cannot draw m = {m}")
+        idx = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
+    Xs, labels = Xall[idx], labels[idx]
+    keep = Xs.std(axis=0) > 0
+    X = np.ascontiguousarray(Xs[:, keep].T)
+    Y = np.zeros((10, idx.size))
+    Y[labels, np.arange(idx.size)] = 1.0
+    meta = dict(kind="digits", d_x=int(keep.sum()), d_y=10, m=int(idx.size), seed=seed)
+    return validate(Dataset(X, Y, meta), "digits")
+
+
+GENERATORS = {"synthetic": synthetic, "random": random, "digits": digits}
+
+
+def make(kind: str, **params) -> Dataset:
+    """Dispatch by name (``synthetic``, ``random``, ``digits``) with keyword parameters."""
+    if kind not in GENERATORS:
+        raise InputError(f"unknown dataset kind {kind!r}; choose one of {sorted(GENERATORS)}")
+    try:
+        return GENERATORS[kind](**params)
+    except TypeError as err:
+        raise InputError(f"dataset kind {kind!r}: {err}") from None

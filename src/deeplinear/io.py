@@ -1,0 +1,79 @@
+"""Atomic writers: write to a temporary file in the target folder, then rename.
+
+A reader (or a rerun after an interruption) never sees a half-written file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ""):
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent
+    )
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _write(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
+    with atomic_path(path) as tmp:
+        writer(tmp)
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """CSV with full float precision (``repr`` round-trip) and no index."""
+    _write(path, lambda p: df.to_csv(p, index=False, float_format="%.17g", lineterminator="\n"))
+
+
+def write_parquet(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Parquet (pyarrow, zstd); deterministic for equal frames."""
+    _write(path, lambda p: df.to_parquet(p, index=False, engine="pyarrow", compression="zstd"))
+
+
+def write_json(obj, path: str | os.PathLike) -> None:
+    """Pretty JSON with sorted keys (deterministic)."""
+    text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+    _write(path, lambda p: p.write_text(text))
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """Uncompressed ``.npz`` of named arrays, bitwise reproducible (fixed zip timestamps).
+
+    ``numpy.savez`` stamps each member with the current time; this writer does not.
+    """
+
+    def writer(p: Path) -> None:
+        with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name in sorted(arrays):
+                info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+                with zf.open(info, "w", force_zip64=True) as fh:
+                    np.lib.format.write_array(fh, np.asarray(arrays[name]), allow_pickle=False)
+
+    _write(path, writer)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
