@@ -164,8 +164,12 @@ class _Batch:
         self.b = nb
         self.rebuild()
 
-    def forward_backward(self, prob: Problem) -> tuple[np.ndarray, np.ndarray]:
-        """Gradients into ``G``; returns ``(eps, ||grad||_F^2)`` per active run."""
+    def forward_backward(self, prob: Problem, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Steps ``eta_b G_j`` into ``G``; returns ``(eps, ||grad L||_F^2)`` per active run.
+
+        The step size is folded into ``E`` (a small array) so that the update needs no
+        extra pass over the gradients.
+        """
         b, N, W, pre = self.b, self.N, self.W, self.pre
         for j in range(1, N - 1):
             np.matmul(W[j], pre[j - 1], out=pre[j])
@@ -179,6 +183,7 @@ class _Batch:
         np.matmul(Z.reshape(b * d_y, d_x), prob.R.T, out=E.reshape(b * d_y, d_x))
         Zf = Z.reshape(b, d_y * d_x)
         eps = 0.5 * np.einsum("ij,ij->i", Zf, Zf)
+        np.multiply(E, eta[:, None, None], out=E)
         U = E  # U = W_{N:j+2}^T E for 0-based layer j, shape (b, d_{j+1}, d_x)
         for j in range(N - 1, 0, -1):
             np.matmul(U, np.swapaxes(pre[j - 1], 1, 2), out=self.G[j])
@@ -188,12 +193,17 @@ class _Batch:
         if N == 1:
             self.G[0][...] = E
         Gf = self.Gflat[:b]
-        return eps, np.einsum("ij,ij->i", Gf, Gf)
+        return eps, np.einsum("ij,ij->i", Gf, Gf) / (eta * eta)
 
     def product_frobenius(self) -> np.ndarray:
         """``prod_j ||W_j||_F`` per active run."""
-        sq = np.square(self.Wflat[: self.b])
-        return np.sqrt(np.prod(np.add.reduceat(sq, self.offsets[:-1], axis=1), axis=1))
+        sq = [np.einsum("ij,ij->i", Wj, Wj) for Wj in self.layers_flat()]
+        return np.sqrt(np.prod(sq, axis=0))
+
+    def layers_flat(self) -> list[np.ndarray]:
+        """The active rows of each layer as 2-d views ``(b, d_j d_{j-1})``."""
+        o = self.offsets
+        return [self.Wflat[: self.b, o[j] : o[j + 1]] for j in range(self.N)]
 
 
 def run(
@@ -294,12 +304,12 @@ def _loop(
     g0 = np.full(B, np.nan)
     failures = np.zeros(B, dtype=np.int64)
     logs: list[dict[str, np.ndarray]] = []
-    eps_prev = g2_prev = eta_prev = tol_prev = None
-    eta_k = eta0
+    eps_prev = g2_prev = eta_prev = None
 
     k = 0
     while batch.b > 0:
-        eps, g2 = batch.forward_backward(prob)
+        eta_k = step_sizes(eta0, alpha, tau, k) if decreasing else eta0
+        eps, g2 = batch.forward_backward(prob, eta_k)
         L = prob.L_star + eps
         if k == 0:
             L0[:], g0[:] = L, np.sqrt(g2)
@@ -307,8 +317,13 @@ def _loop(
             conv_eps = ftol * np.maximum(eps, np.finfo(np.float64).tiny)
             conv_g = gtol * np.sqrt(g2)
         else:
+            # Guarantee 1 of theory.md 6; the rounding allowance is evaluated only where
+            # the slack is positive, at the current iterate (its norms equal W(k)'s to O(eta)).
             slack = eps - eps_prev + 0.5 * eta_prev * g2_prev
-            failures[ids] += slack > tol_prev
+            pos = slack > 0
+            if pos.any():
+                tol = decrease_tolerance(eps_prev, prob.lam_max, batch.product_frobenius(), N, dim)
+                failures[ids] += pos & (slack > tol)
         bad = ~(np.isfinite(eps) & np.isfinite(g2)) | (L > div_limit)
         done = bad | (budget[ids] <= k)
         if gtol > 0:
@@ -332,7 +347,7 @@ def _loop(
             keep = ~done
             batch.compact(keep)
             ids, eps, g2 = ids[keep], eps[keep], g2[keep]
-            eta0, alpha, tau = eta0[keep], alpha[keep], tau[keep]
+            eta0, eta_k, alpha, tau = eta0[keep], eta_k[keep], alpha[keep], tau[keep]
             eps0, div_limit, conv_eps, conv_g = (
                 eps0[keep],
                 div_limit[keep],
@@ -342,11 +357,7 @@ def _loop(
             D0 = [Dj[keep] for Dj in D0]
             if batch.b == 0:
                 break
-        eta_k = step_sizes(eta0, alpha, tau, k) if decreasing else eta0
-        tol_prev = decrease_tolerance(eps, prob.lam_max, batch.product_frobenius(), N, dim)
-        Gf = batch.Gflat[: batch.b]
-        np.multiply(Gf, eta_k[:, None], out=Gf)
-        np.subtract(batch.Wflat[: batch.b], Gf, out=batch.Wflat[: batch.b])
+        np.subtract(batch.Wflat[: batch.b], batch.Gflat[: batch.b], out=batch.Wflat[: batch.b])
         eps_prev, g2_prev, eta_prev = eps, g2, eta_k
         k += 1
 
