@@ -7,7 +7,8 @@ For each (depth N, width d, batch B) it prints, measured in one run on this mach
   ``(P X - Y) X^T`` from the data at every step, m = 200) and the speed-up;
 - the engine's achieved GFLOP/s (flops it must do: prefix products, two products with the
   Cholesky factor, backward pass) and its fraction of this machine's single-thread fp64
-  GEMM rate on large matrices, measured in the same run.
+  GEMM rate on large matrices, measured in the same run;
+- the rate of a bare batched ``np.matmul`` at the same width and batch, for reference.
 
 Everything runs with one BLAS thread: ratios, not absolute times, are what to compare.
 """
@@ -37,6 +38,20 @@ def gemm_rate(n: int = 2000, repeats: int = 3) -> float:
         np.matmul(A, B, out=C)
         best = min(best, time.perf_counter() - t)
     return 2 * n**3 / best / 1e9
+
+
+def batched_matmul_rate(d: int, B: int, repeats: int = 200) -> float:
+    """GFLOP/s of one ``np.matmul`` on ``(B, d, d)`` stacks: the ceiling of any batched engine."""
+    rng = np.random.default_rng(0)
+    A, C = rng.standard_normal((B, d, d)), rng.standard_normal((B, d, d))
+    out = np.empty((B, d, d))
+    best = np.inf
+    for _ in range(3):
+        t = time.perf_counter()
+        for _ in range(repeats):
+            np.matmul(A, C, out=out)
+        best = min(best, (time.perf_counter() - t) / repeats)
+    return 2 * B * d**3 / best / 1e9
 
 
 def engine_flops(N: int, d: int) -> float:
@@ -72,6 +87,7 @@ def measure(N: int, d: int, B: int, seconds: float) -> dict[str, float]:
     naive_loop(runs[0], ds.X, ds.Y, eta, naive_iters)
     t_naive = (time.perf_counter() - t) / naive_iters
     return {
+        "matmul_gflops": batched_matmul_rate(d, B),
         "engine_us": t_engine * 1e6,
         "naive_us": t_naive * 1e6,
         "gflops": engine_flops(N, d) / t_engine / 1e9,
@@ -87,14 +103,17 @@ def main() -> None:
         rows = [(case, measure(*case, args.seconds)) for case in CASES]
     print(f"single-thread fp64 GEMM (2000^3): {peak:.1f} GFLOP/s\n")
     head = f"{'N':>3} {'width':>5} {'batch':>5} | {'engine us':>9} {'naive us':>9} {'speed-up':>8}"
-    print(head + f" | {'GFLOP/s':>7} {'of GEMM':>7}")
-    print("-" * len(head + " | ------- -------"))
+    tail = f" | {'GFLOP/s':>7} {'of GEMM':>7} | {'bmm GF/s':>8} {'of GEMM':>7}"
+    print(head + tail)
+    print("-" * len(head + tail))
     for (N, d, B), r in rows:
         print(
             f"{N:>3} {d:>5} {B:>5} | {r['engine_us']:>9.2f} {r['naive_us']:>9.2f} "
             f"{r['naive_us'] / r['engine_us']:>7.1f}x | {r['gflops']:>7.2f} "
-            f"{100 * r['gflops'] / peak:>6.0f}%"
+            f"{100 * r['gflops'] / peak:>6.0f}% | {r['matmul_gflops']:>8.2f} "
+            f"{100 * r['matmul_gflops'] / peak:>6.0f}%"
         )
+    print("\nbmm: one np.matmul on (batch, width, width) stacks, the ceiling of a batched engine")
 
 
 if __name__ == "__main__":
