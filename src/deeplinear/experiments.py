@@ -1,0 +1,215 @@
+"""Running the grid: one shard of runs through the engine, and the critical step search.
+
+These functions turn plan rows (:mod:`deeplinear.grid`) and a dataset into the tables of
+pipeline.md ("Output contracts"). They hold no file I/O: the workflow scripts do that.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from deeplinear import gd, grid, init, model, theory
+from deeplinear.data import Dataset
+from deeplinear.model import Problem
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Budget and tolerances of an experiment (config keys of the same names).
+
+    ``time`` is the gradient-flow time ``T``: a run with step ``eta`` gets
+    ``min(ceil(T / eta), max_iter)`` iterations (theory.md 12).
+    """
+
+    time: float
+    max_iter: int
+    gtol: float = 1e-9
+    log_points: int = 200
+    base_seed: int = 0
+
+
+def widths_of(run: dict, ds: Dataset) -> list[int]:
+    """``[d_x, hidden, ..., hidden, d_y]`` for the run's depth."""
+    return [ds.X.shape[0]] + [run["hidden"]] * (run["depth"] - 1) + [ds.Y.shape[0]]
+
+
+def initial_weights(run: dict, widths: Sequence[int], base_seed: int) -> list[np.ndarray]:
+    """The run's start, from its own seed (:func:`deeplinear.grid.init_seed`)."""
+    options = {}
+    if run["init"] in ("balanced", "near_balanced"):
+        options["rank"] = run["init_rank"]
+    if run["init"] == "near_balanced":
+        options["xi"] = run["init_xi"]
+    rng = np.random.default_rng(grid.init_seed(run, base_seed))
+    return init.make(run["init"], widths, run["init_scale"], rng, **options)
+
+
+def budget(eta: float, settings: Settings) -> int:
+    """Iterations for gradient-flow time ``T``: ``min(ceil(T / eta), max_iter)``."""
+    return int(min(math.ceil(settings.time / eta), settings.max_iter))
+
+
+def run_shard(
+    runs: Sequence[dict],
+    ds: Dataset,
+    settings: Settings,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Run one shard (runs sharing depth and widths) as one batch.
+
+    Returns ``(summary, trajectories)``: one summary row per run with the ``runs.csv``
+    columns, and the logged trajectories keyed by ``run_id``.
+    """
+    prob = model.precompute(ds.X, ds.Y)
+    widths = widths_of(runs[0], ds)
+    starts = [initial_weights(run, widths, settings.base_seed) for run in runs]
+    bounds = [
+        theory.step_bound(prob, *theory.initial_constants(prob, W), len(W)) for W in starts
+    ]
+    eta = np.array(
+        [
+            run["step_multiple"] * (b.eta if run["step_unit"] == "certified" else 1.0)
+            for run, b in zip(runs, bounds, strict=True)
+        ]
+    )
+    result = gd.run(
+        ds.X,
+        ds.Y,
+        init.stack(starts),
+        eta,
+        [budget(e, settings) for e in eta],
+        schedule=[run["step_rule"] for run in runs],
+        tau=[run["tau"] for run in runs],
+        alpha=[run["alpha"] if run["step_rule"] == "decreasing" else 0.5 for run in runs],
+        gtol=settings.gtol,
+        log_points=settings.log_points,
+        problem=prob,
+        progress=progress,
+    )
+    traj = result.trajectory
+    ids = np.array([run["run_id"] for run in runs])
+    traj.insert(0, "run_id", ids[traj.pop("run").to_numpy()])
+    return summarize(runs, widths, prob, bounds, eta, result), traj
+
+
+def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) -> pd.DataFrame:
+    """The ``runs.csv`` rows of a finished batch (pipeline.md, "Output contracts")."""
+    losses = theory.optimal_losses(prob)
+    r_max = min(widths)
+    r_net = min(r_max, losses.size - 1)
+    target = theory.target_rank(prob, r_max)
+    traj = result.trajectory
+    peaks = traj.groupby("run")[["max_weight_norm", "balance_drift"]].max()
+    final = traj.groupby("run")["rank"].last()
+    rows = []
+    for i, (run, b) in enumerate(zip(runs, bounds, strict=True)):
+        rank = int(final[i])
+        ok = result.status[i] != gd.DIVERGED and rank >= 0
+        at_rank = float(losses[min(rank, r_net)]) if ok else math.nan
+        rank_opt = ok and theory.rank_optimal(result.loss[i], min(rank, r_net), losses, b.eps0)
+        rows.append(
+            {
+                "run_id": run["run_id"],
+                "experiment": run["experiment"],
+                "dataset": run["dataset"],
+                "depth": run["depth"],
+                "widths": "-".join(map(str, widths)),
+                "init": run["init"],
+                "init_scale": run["init_scale"],
+                "init_rank": r_max if run["init_rank"] is None else run["init_rank"],
+                "init_xi": run["init_xi"],
+                "seed": run["seed"],
+                "step_rule": run["step_rule"],
+                "step_multiple": run["step_multiple"],
+                "eta": eta[i],
+                "eta_bound": b.eta,
+                "iterations": int(result.iterations[i]),
+                "status": result.status[i],
+                "initial_loss": result.initial_loss[i],
+                "eps0": b.eps0,
+                "delta0": b.delta0,
+                "final_loss": result.loss[i],
+                "optimal_loss": float(losses[r_net]),
+                "final_rank": rank,
+                "target_rank": target,
+                "optimal_loss_at_rank": at_rank,
+                "rank_optimal": bool(rank_opt),
+                "global_optimal": bool(rank_opt and rank == target),
+                "max_weight_norm": peaks.loc[i, "max_weight_norm"],
+                "max_balance_drift": peaks.loc[i, "balance_drift"],
+                "bound_drift": b.drift_bound,
+                "bound_weight_norm": b.K,
+                "decrease_failures": int(result.decrease_failures[i]),
+                "final_grad_norm": result.grad_norm[i],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def critical_multiples(
+    runs: Sequence[dict],
+    ds: Dataset,
+    settings: Settings,
+    lo: float = 1.0,
+    hi: float = 1e4,
+    rtol: float = 0.02,
+    progress: Callable[[str], None] | None = None,
+) -> pd.DataFrame:
+    """Largest constant step multiple of ``eta_cert`` that still converges, per run.
+
+    Bisection on ``log(multiple)`` between ``lo`` and ``hi`` for all runs at once (one
+    batch per probe) until ``hi / lo <= 1 + rtol``. A probe succeeds when the run ends
+    ``converged`` within its budget ``min(ceil(T / eta), max_iter)``. If ``lo`` itself
+    fails, the bracket moves down by factors of 4 first.
+    """
+    prob = model.precompute(ds.X, ds.Y)
+    widths = widths_of(runs[0], ds)
+    starts = init.stack([initial_weights(r, widths, settings.base_seed) for r in runs])
+    bounds = [
+        theory.step_bound(prob, *theory.initial_constants(prob, [Wj[i] for Wj in starts]), len(starts))
+        for i in range(len(runs))
+    ]
+    eta_cert = np.array([b.eta for b in bounds])
+    B = len(runs)
+    lo_m, hi_m = np.full(B, float(lo)), np.full(B, float(hi))
+
+    def converges(multiple: np.ndarray) -> np.ndarray:
+        eta = multiple * eta_cert
+        res = gd.run(
+            ds.X, ds.Y, starts, eta, [budget(e, settings) for e in eta],
+            gtol=settings.gtol, log_points=2, problem=prob,
+        )  # fmt: skip
+        return res.status == gd.CONVERGED
+
+    for _ in range(20):  # lo must converge
+        ok = converges(lo_m)
+        if ok.all():
+            break
+        hi_m = np.where(ok, hi_m, lo_m)
+        lo_m = np.where(ok, lo_m, lo_m / 4)
+    probes = 0
+    while np.any(hi_m / lo_m > 1 + rtol):
+        mid = np.sqrt(lo_m * hi_m)
+        ok = converges(mid)
+        lo_m, hi_m = np.where(ok, mid, lo_m), np.where(ok, hi_m, mid)
+        probes += 1
+        if progress is not None:
+            progress(f"probe {probes}: bracket width max {np.max(hi_m / lo_m):.3g}")
+    return pd.DataFrame(
+        {
+            "run_id": [r["run_id"] for r in runs],
+            "depth": [r["depth"] for r in runs],
+            "init": [r["init"] for r in runs],
+            "seed": [r["seed"] for r in runs],
+            "eta_cert": eta_cert,
+            "critical_multiple": lo_m,
+            "critical_eta": lo_m * eta_cert,
+            "eps0": [b.eps0 for b in bounds],
+            "delta0": [b.delta0 for b in bounds],
+        }
+    )
