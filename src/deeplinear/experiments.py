@@ -68,9 +68,7 @@ def run_shard(
     prob = model.precompute(ds.X, ds.Y)
     widths = widths_of(runs[0], ds)
     starts = [initial_weights(run, widths, settings.base_seed) for run in runs]
-    bounds = [
-        theory.step_bound(prob, *theory.initial_constants(prob, W), len(W)) for W in starts
-    ]
+    bounds = [theory.step_bound(prob, *theory.initial_constants(prob, W), len(W)) for W in starts]
     eta = np.array(
         [
             run["step_multiple"] * (b.eta if run["step_unit"] == "certified" else 1.0)
@@ -91,10 +89,11 @@ def run_shard(
         problem=prob,
         progress=progress,
     )
-    traj = result.trajectory
+    summary = summarize(runs, widths, prob, bounds, eta, result)
+    traj = result.trajectory.copy()
     ids = np.array([run["run_id"] for run in runs])
     traj.insert(0, "run_id", ids[traj.pop("run").to_numpy()])
-    return summarize(runs, widths, prob, bounds, eta, result), traj
+    return summary, traj
 
 
 def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) -> pd.DataFrame:
@@ -171,7 +170,9 @@ def critical_multiples(
     widths = widths_of(runs[0], ds)
     starts = init.stack([initial_weights(r, widths, settings.base_seed) for r in runs])
     bounds = [
-        theory.step_bound(prob, *theory.initial_constants(prob, [Wj[i] for Wj in starts]), len(starts))
+        theory.step_bound(
+            prob, *theory.initial_constants(prob, [Wj[i] for Wj in starts]), len(starts)
+        )
         for i in range(len(runs))
     ]
     eta_cert = np.array([b.eta for b in bounds])
@@ -200,9 +201,12 @@ def critical_multiples(
         probes += 1
         if progress is not None:
             progress(f"probe {probes}: bracket width max {np.max(hi_m / lo_m):.3g}")
+    sharp = theory.sharpness(prob, widths)
+    acgh = [theory.acgh_step_size(ds.X, ds.Y, [Wj[i] for Wj in starts]) for i in range(B)]
     return pd.DataFrame(
         {
             "run_id": [r["run_id"] for r in runs],
+            "widths": "-".join(map(str, widths)),
             "depth": [r["depth"] for r in runs],
             "init": [r["init"] for r in runs],
             "seed": [r["seed"] for r in runs],
@@ -211,5 +215,9 @@ def critical_multiples(
             "critical_eta": lo_m * eta_cert,
             "eps0": [b.eps0 for b in bounds],
             "delta0": [b.delta0 for b in bounds],
+            "sharpness": sharp,
+            "eos_eta": theory.edge_of_stability_step(sharp),
+            "acgh_eta": [a.eta for a in acgh],
+            "acgh_reason": [a.reason for a in acgh],
         }
     )

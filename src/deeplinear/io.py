@@ -77,3 +77,33 @@ def _json_default(obj):
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     raise TypeError(f"cannot serialize {type(obj).__name__} to JSON")
+
+
+@contextmanager
+def script_log(path: str | os.PathLike, name: str):
+    """Log of one workflow job: yields ``say(msg)``, which writes a line to the log and to
+    stderr (Snakemake shows it as progress). An exception is written to the log, then raised.
+    """
+    import sys
+    import traceback
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as log:
+
+        def say(msg: str) -> None:
+            line = f"[{name}] {msg}"
+            print(line, file=log, flush=True)
+            print(line, file=sys.stderr, flush=True)
+
+        try:
+            yield say
+        except Exception as err:
+            traceback.print_exc(file=log)
+            say(f"failed: {err}")
+            raise
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Arrays of an ``.npz`` written by :func:`save_npz`."""
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

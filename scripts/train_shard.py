@@ -1,0 +1,23 @@
+"""Snakemake script of rule `train_shard`: run one shard and write its two tables."""
+
+import time
+
+from deeplinear import io
+from deeplinear.data import Dataset
+from deeplinear.experiments import Settings, run_shard
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+shard = f"{sm.wildcards.experiment}/{sm.wildcards.shard}"
+with io.script_log(sm.log[0], shard) as say:
+    arrays = io.load_npz(sm.input.data)
+    ds = Dataset(arrays["X"], arrays["Y"])
+    runs = sm.params.runs
+    say(f"{len(runs)} runs, depth {runs[0]['depth']}, hidden width {runs[0]['hidden']}")
+    start = time.perf_counter()
+    summary, traj = run_shard(
+        runs, ds, Settings(**sm.params.settings), progress=lambda k, b: say(f"k = {k}: {b} active")
+    )
+    io.write_parquet(traj, sm.output.trajectories)
+    io.write_csv(summary, sm.output.summary)
+    counts = summary["status"].value_counts().to_dict()
+    say(f"done in {time.perf_counter() - start:.1f} s: {counts}")

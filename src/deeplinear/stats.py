@@ -1,0 +1,86 @@
+"""Aggregates of the per-run table that the figures plot (pipeline.md, "Output contracts")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+#: Columns that identify a grid cell (all seeds of one setting).
+CELL = [
+    "experiment",
+    "dataset",
+    "depth",
+    "widths",
+    "init",
+    "init_scale",
+    "init_rank",
+    "init_xi",
+    "step_rule",
+    "step_multiple",
+]
+
+
+def convergence_stats(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: run count, fractions converged / diverged / budget exhausted / globally
+    optimal / rank-r optimal, and quantiles (10, 50, 90 %) of iterations to convergence."""
+
+    def cell(g: pd.DataFrame) -> pd.Series:
+        conv = g.loc[g["status"] == "converged", "iterations"]
+        q = conv.quantile([0.1, 0.5, 0.9]) if len(conv) else pd.Series([np.nan] * 3)
+        return pd.Series(
+            {
+                "n_runs": len(g),
+                "frac_converged": np.mean(g["status"] == "converged"),
+                "frac_diverged": np.mean(g["status"] == "diverged"),
+                "frac_budget_exhausted": np.mean(g["status"] == "budget_exhausted"),
+                "frac_global_optimal": g["global_optimal"].mean(),
+                "frac_rank_optimal": g["rank_optimal"].mean(),
+                "frac_decrease_kept": np.mean(g["decrease_failures"] == 0),
+                "iterations_q10": q.iloc[0],
+                "iterations_q50": q.iloc[1],
+                "iterations_q90": q.iloc[2],
+            }
+        )
+
+    return runs.groupby(CELL, sort=True, dropna=False).apply(cell).reset_index()
+
+
+def rank_stats(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per cell and limit rank r: how many runs end at rank r, and how many of those are
+    the optimum on the rank-r manifold or the global optimum (theory.md 7)."""
+    keys = [c for c in CELL if c != "step_multiple"] + ["status", "final_rank"]
+    out = (
+        runs.groupby(keys, sort=True, dropna=False)
+        .agg(
+            n_runs=("run_id", "size"),
+            n_rank_optimal=("rank_optimal", "sum"),
+            n_global_optimal=("global_optimal", "sum"),
+            target_rank=("target_rank", "first"),
+        )
+        .reset_index()
+    )
+    totals = out.groupby([c for c in CELL if c != "step_multiple"], dropna=False)["n_runs"]
+    out["frac_of_cell"] = out["n_runs"] / totals.transform("sum")
+    return out
+
+
+def step_thresholds(table: pd.DataFrame) -> pd.DataFrame:
+    """Per depth and init: median (and range) over starts of the certified bound, the
+    empirical critical step, 2/sharpness and the ACGH 2019 bound."""
+    g = table.groupby(["depth", "widths", "init"], sort=True)
+    out = g.agg(
+        n_starts=("run_id", "size"),
+        eta_cert=("eta_cert", "median"),
+        eta_cert_min=("eta_cert", "min"),
+        eta_cert_max=("eta_cert", "max"),
+        critical_eta=("critical_eta", "median"),
+        critical_eta_min=("critical_eta", "min"),
+        critical_eta_max=("critical_eta", "max"),
+        critical_multiple=("critical_multiple", "median"),
+        eos_eta=("eos_eta", "median"),
+        acgh_eta=("acgh_eta", "median"),
+        acgh_defined=("acgh_eta", lambda s: int(s.notna().sum())),
+        delta0=("delta0", "median"),
+    ).reset_index()
+    out["cert_over_critical"] = out["eta_cert"] / out["critical_eta"]
+    return out

@@ -1,0 +1,32 @@
+rule aggregate_runs:
+    """All shards -> runs.csv, trajectories.parquet and the aggregates the figures plot."""
+    input:
+        summaries=[
+            f"results/runs/{exp}/{shard}.summary.csv" for exp in SHARDS for shard in SHARDS[exp]
+        ],
+        trajectories=[
+            f"results/runs/{exp}/{shard}.parquet" for exp in SHARDS for shard in SHARDS[exp]
+        ],
+    output:
+        runs="results/tables/runs.csv",
+        trajectories="results/tables/trajectories.parquet",
+        convergence="results/tables/convergence_stats.csv",
+        ranks="results/tables/rank_stats.csv",
+    log:
+        "results/logs/aggregate/runs.log",
+    resources:
+        mem_mb=4000,
+    script:
+        "../../scripts/aggregate.py"
+
+
+rule aggregate_thresholds:
+    """Per depth: certified bound, critical step, 2/sharpness and the ACGH bound."""
+    input:
+        tables=[f"results/thresholds/{shard}.csv" for shard in THRESHOLD_SHARDS],
+    output:
+        table="results/tables/step_thresholds.csv",
+    log:
+        "results/logs/aggregate/thresholds.log",
+    script:
+        "../../scripts/step_thresholds.py"

@@ -1,0 +1,69 @@
+# Plan of the whole study, computed from the validated config before any job runs.
+import sys
+
+from deeplinear import grid
+
+#: The interpreter running Snakemake: its environment has papermill and the library.
+PYTHON = sys.executable
+
+#: Figure -> experiment whose runs it plots (the threshold figure uses threshold_search).
+FIGURE_EXPERIMENTS = {
+    "fig1_stepsize": "stepsize",
+    "fig2_depth": "depth",
+    "fig3_bounded": "bounded",
+    "fig4_rank": "rank",
+    "fig5_phase": "stepsize",
+    "fig7_digits": "digits",
+}
+FIGURES = [*FIGURE_EXPERIMENTS, "fig6_threshold"]
+
+
+def check_config(cfg):
+    """Cross-field checks the schema cannot express; errors name the config key."""
+    for name, exp in [*cfg["experiments"].items(), ("threshold_search", cfg["threshold_search"])]:
+        key = name if name == "threshold_search" else f"experiments.{name}"
+        if exp["dataset"] not in cfg["datasets"]:
+            raise ValueError(
+                f"config key {key}.dataset: unknown dataset {exp['dataset']!r}; "
+                f"defined datasets: {sorted(cfg['datasets'])}"
+            )
+        for i, ini in enumerate(exp["inits"]):
+            if "xi" in ini and ini["kind"] != "near_balanced":
+                raise ValueError(f"config key {key}.inits[{i}].xi applies only to near_balanced")
+            if "rank" in ini and ini["kind"] not in ("balanced", "near_balanced"):
+                raise ValueError(f"config key {key}.inits[{i}].rank applies only to balanced starts")
+    missing = sorted(set(FIGURE_EXPERIMENTS.values()) - set(cfg["experiments"]))
+    if missing:
+        raise ValueError(f"config key experiments: the figures need experiments {missing}")
+
+
+check_config(config)
+
+SHARDS = {name: grid.shards(name, exp) for name, exp in config["experiments"].items()}
+THRESHOLD_SEARCH = dict(
+    config["threshold_search"],
+    step_rules=[{"schedule": "constant"}],
+    step_multiples=[1.0],
+    shard_size=10**9,
+)
+THRESHOLD_SHARDS = grid.shards("threshold", THRESHOLD_SEARCH)
+
+ALL_TABLES = [
+    "results/tables/runs.csv",
+    "results/tables/trajectories.parquet",
+    "results/tables/convergence_stats.csv",
+    "results/tables/rank_stats.csv",
+    "results/tables/step_thresholds.csv",
+]
+ALL_FIGURES = expand("figures/{fig}.{ext}", fig=FIGURES, ext=["pdf", "png"])
+
+
+def settings_of(exp):
+    """Budget and tolerances of an experiment, as plain values (rerun when they change)."""
+    return {
+        "time": exp["time"],
+        "max_iter": exp["max_iter"],
+        "gtol": exp.get("gtol", 1e-9),
+        "log_points": exp.get("log_points", 200),
+        "base_seed": config["seed"],
+    }
