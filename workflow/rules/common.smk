@@ -37,7 +37,23 @@ def check_config(cfg):
         raise ValueError(f"config key experiments: the figures need experiments {missing}")
 
 
+
+
+def check_datasets(cfg):
+    """Build and validate every dataset once (cheap), so bad data fails before any job."""
+    from deeplinear import data
+    from deeplinear.errors import InputError
+
+    for name, spec in cfg["datasets"].items():
+        params = {k: v for k, v in spec.items() if k != "kind"}
+        try:
+            data.validate(data.make(spec["kind"], **params), name=f"dataset {name!r}")
+        except InputError as err:
+            raise ValueError(f"config key datasets.{name}: {err}") from None
+
+
 check_config(config)
+check_datasets(config)
 
 SHARDS = {name: grid.shards(name, exp) for name, exp in config["experiments"].items()}
 THRESHOLD_SEARCH = dict(
