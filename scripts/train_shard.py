@@ -13,10 +13,15 @@ with io.script_log(sm.log[0], shard) as say:
     ds = Dataset(arrays["X"], arrays["Y"])
     runs = sm.params.runs
     say(f"{len(runs)} runs, depth {runs[0]['depth']}, hidden width {runs[0]['hidden']}")
-    start = time.perf_counter()
-    summary, traj = run_shard(
-        runs, ds, Settings(**sm.params.settings), progress=lambda k, b: say(f"k = {k}: {b} active")
-    )
+    start = last = time.perf_counter()
+
+    def progress(k: int, active: int) -> None:
+        global last
+        if time.perf_counter() - last >= 10:  # a line every ten seconds at most
+            last = time.perf_counter()
+            say(f"iteration {k}: {active} of {len(runs)} runs active")
+
+    summary, traj = run_shard(runs, ds, Settings(**sm.params.settings), progress=progress)
     io.write_parquet(traj, sm.output.trajectories)
     io.write_csv(summary, sm.output.summary)
     counts = summary["status"].value_counts().to_dict()
