@@ -12,6 +12,8 @@ rule aggregate_runs:
         trajectories="results/tables/trajectories.parquet",
         convergence="results/tables/convergence_stats.csv",
         ranks="results/tables/rank_stats.csv",
+    conda:
+        ENV
     log:
         "results/logs/aggregate/runs.log",
     resources:
@@ -26,6 +28,8 @@ rule aggregate_thresholds:
         tables=[f"results/thresholds/{shard}.csv" for shard in THRESHOLD_SHARDS],
     output:
         table="results/tables/step_thresholds.csv",
+    conda:
+        ENV
     log:
         "results/logs/aggregate/thresholds.log",
     script:

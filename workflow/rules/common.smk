@@ -3,6 +3,9 @@ import sys
 
 from deeplinear import grid
 
+#: Software environment of every rule (used with `--sdm conda`).
+ENV = "../envs/deeplinear.yaml"
+
 #: The interpreter running Snakemake: its environment has papermill and the library.
 PYTHON = sys.executable
 

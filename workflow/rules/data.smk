@@ -4,6 +4,8 @@ rule dataset:
         npz="results/data/{dataset}.npz",
     params:
         spec=lambda wc: config["datasets"][wc.dataset],
+    conda:
+        ENV
     log:
         "results/logs/data/{dataset}.log",
     wildcard_constraints:

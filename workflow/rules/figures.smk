@@ -42,6 +42,8 @@ for fig in FIGURES:
         params:
             args=papermill_params(fig),
             python=PYTHON,
+        conda:
+            ENV
         log:
             f"results/logs/figures/{fig}.log",
         shell:

@@ -9,6 +9,8 @@ rule report_html:
         ALL_TABLES,
     output:
         "results/report.html",
+    conda:
+        ENV
     log:
         "results/logs/report.log",
     params:

@@ -8,6 +8,8 @@ rule train_shard:
     params:
         runs=lambda wc: SHARDS[wc.experiment][wc.shard],
         settings=lambda wc: settings_of(config["experiments"][wc.experiment]),
+    conda:
+        ENV
     log:
         "results/logs/train/{experiment}/{shard}.log",
     threads: 1
@@ -28,6 +30,8 @@ rule threshold_shard:
         runs=lambda wc: THRESHOLD_SHARDS[wc.shard],
         settings=settings_of(THRESHOLD_SEARCH) | {"gtol": THRESHOLD_SEARCH.get("gtol", 1e-6)},
         search={k: THRESHOLD_SEARCH.get(k, v) for k, v in (("lo", 1.0), ("hi", 1e4), ("rtol", 0.02))},
+    conda:
+        ENV
     log:
         "results/logs/thresholds/{shard}.log",
     threads: 1
