@@ -34,3 +34,22 @@ rule aggregate_thresholds:
         "results/logs/aggregate/thresholds.log",
     script:
         "../../scripts/step_thresholds.py"
+
+
+rule claims:
+    """Verdict on each of the paper's five claims by the documented rules of
+    deeplinear.claims; the Markdown version is copied into the README's Results section."""
+    input:
+        runs="results/tables/runs.csv",
+        thresholds="results/tables/step_thresholds.csv",
+    output:
+        table="results/tables/claims.csv",
+        markdown="results/tables/claims.md",
+    params:
+        readme="README.md",
+    conda:
+        ENV
+    log:
+        "results/logs/aggregate/claims.log",
+    script:
+        "../../scripts/claims.py"

@@ -73,6 +73,7 @@ ALL_TABLES = [
     "results/tables/convergence_stats.csv",
     "results/tables/rank_stats.csv",
     "results/tables/step_thresholds.csv",
+    "results/tables/claims.csv",
 ]
 ALL_FIGURES = expand("figures/{fig}.{ext}", fig=FIGURES, ext=["pdf", "png"])
 
