@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["Snakefile", "config", "workflow", "scripts", "notebooks", "pyproject.toml"]
-PROJECT_FILES += ["README.md", "LICENSE", "environment.yml", "CITATION.cff", ".zenodo.json"]
+from tests.conftest import copy_project, snakemake
 
 RUNS_COLUMNS = (
     "run_id experiment dataset depth widths init init_scale init_rank seed step_rule "
@@ -29,34 +25,8 @@ TRAJECTORY_COLUMNS = (
 pytestmark = pytest.mark.pipeline
 
 
-def copy_project(dest: Path) -> Path:
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 def executed_rules(proc: subprocess.CompletedProcess) -> list[str]:
     return re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, flags=re.M)
-
-
-@pytest.fixture(scope="module")
-def smoke(tmp_path_factory) -> Path:
-    """A finished smoke run: the whole pipeline, figures included."""
-    workdir = copy_project(tmp_path_factory.mktemp("smoke"))
-    snakemake(workdir, "--configfile", "config/smoke.yaml")
-    return workdir
 
 
 def test_contract_tables_have_their_columns(smoke):

@@ -1,0 +1,50 @@
+"""Shared fixtures: a copy of the project and one finished smoke run per test session."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = [
+    "Snakefile",
+    "config",
+    "workflow",
+    "profiles",
+    "scripts",
+    "notebooks",
+    "pyproject.toml",
+]
+PROJECT_FILES += ["README.md", "LICENSE", "environment.yml", "CITATION.cff", ".zenodo.json"]
+
+
+def copy_project(dest: Path) -> Path:
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_symlink():
+            (dest / name).symlink_to(src.readlink())
+        elif src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory) -> Path:
+    """A finished smoke run: the whole pipeline, figures included."""
+    workdir = copy_project(tmp_path_factory.mktemp("smoke"))
+    snakemake(workdir, "--configfile", "config/smoke.yaml")
+    return workdir
