@@ -86,16 +86,22 @@ def step_sizes(eta0: np.ndarray, alpha: np.ndarray, tau: np.ndarray, k: int) -> 
 
 
 def decrease_tolerance(
-    eps: np.ndarray, lam_max: float, prod_norms: np.ndarray, depth: int, dim: int
+    eps, g2, lam_max: float, layer_norms2: np.ndarray, depth: int, dim: int
 ) -> np.ndarray:
-    """Rounding allowance for the sufficient-decrease test at excess loss ``eps``.
+    """Rounding allowance for the sufficient-decrease test ``eps(k+1) <= eps(k) - eta/2 g2``.
 
-    ``eps`` is evaluated from a product of ``N`` matrices whose rounding error is at most
-    about ``(N + d) u prod_j ||W_j||_F``; through ``eps = 1/2 ||(P - P*) R||^2`` that moves
-    ``eps`` by ``sqrt(2 eps lam_max)`` times it. A few ulps times this scale.
+    ``layer_norms2`` holds ``||W_j||_F^2`` (last axis over layers). The computed product has
+    an error of about ``dP = c (N + d) u prod_j ||W_j||_F``, which moves ``eps`` by
+    ``sqrt(2 eps lam_max) dP + lam_max dP^2``; rounding the update itself moves the loss by
+    about ``u ||grad|| ||W||_F``. A few ulps times these scales.
     """
-    scale = eps + np.sqrt(2.0 * eps * lam_max) * prod_norms
-    return 8.0 * (depth + dim) * _UNIT_ROUNDOFF * scale
+    gamma = 8.0 * (depth + dim) * _UNIT_ROUNDOFF
+    norms2 = np.asarray(layer_norms2)
+    dP = gamma * np.sqrt(np.prod(norms2, axis=-1))
+    w = np.sqrt(np.sum(norms2, axis=-1))
+    return (
+        gamma * eps + np.sqrt(2.0 * eps * lam_max) * dP + lam_max * dP**2 + gamma * np.sqrt(g2) * w
+    )
 
 
 def _as_batch_array(value, B: int, name: str, dtype=np.float64) -> np.ndarray:
@@ -195,10 +201,9 @@ class _Batch:
         Gf = self.Gflat[:b]
         return eps, np.einsum("ij,ij->i", Gf, Gf) / (eta * eta)
 
-    def product_frobenius(self) -> np.ndarray:
-        """``prod_j ||W_j||_F`` per active run."""
-        sq = [np.einsum("ij,ij->i", Wj, Wj) for Wj in self.layers_flat()]
-        return np.sqrt(np.prod(sq, axis=0))
+    def layer_norms2(self) -> np.ndarray:
+        """``||W_j||_F^2`` per active run and layer, shape ``(b, N)``."""
+        return np.stack([np.einsum("ij,ij->i", Wj, Wj) for Wj in self.layers_flat()], axis=1)
 
     def layers_flat(self) -> list[np.ndarray]:
         """The active rows of each layer as 2-d views ``(b, d_j d_{j-1})``."""
@@ -322,7 +327,9 @@ def _loop(
             slack = eps - eps_prev + 0.5 * eta_prev * g2_prev
             pos = slack > 0
             if pos.any():
-                tol = decrease_tolerance(eps_prev, prob.lam_max, batch.product_frobenius(), N, dim)
+                tol = decrease_tolerance(
+                    eps_prev, g2_prev, prob.lam_max, batch.layer_norms2(), N, dim
+                )
                 failures[ids] += pos & (slack > tol)
         bad = ~(np.isfinite(eps) & np.isfinite(g2)) | (L > div_limit)
         done = bad | (budget[ids] <= k)
