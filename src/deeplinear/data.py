@@ -90,8 +90,9 @@ def random(d_x: int, d_y: int, m: int, seed: int, whiten: bool = False) -> Datas
 def digits(m: int | None = None, seed: int = 0) -> Dataset:
     """scikit-learn's bundled 8x8 handwritten digits: pixels / 16, one-hot ``Y``.
 
-    Constant pixels are removed so ``X X^T`` has full rank. ``m`` samples are drawn
-    without replacement (all 1797 when ``None``).
+    Constant pixels are removed, and in small samples also pixels that are linear
+    combinations of others (QR with column pivoting), so ``X X^T`` has full rank. ``m``
+    samples are drawn without replacement (all 1797 when ``None``).
     """
     from sklearn.datasets import load_digits
 
@@ -105,12 +106,23 @@ def digits(m: int | None = None, seed: int = 0) -> Dataset:
             raise InputError(f"digits has {n} samples, cannot draw m = {m}")
         idx = np.sort(np.random.default_rng(seed).choice(n, size=m, replace=False))
     Xs, labels = Xall[idx], labels[idx]
-    keep = Xs.std(axis=0) > 0
+    keep = _independent_columns(Xs)
     X = np.ascontiguousarray(Xs[:, keep].T)
     Y = np.zeros((10, idx.size))
     Y[labels, np.arange(idx.size)] = 1.0
-    meta = dict(kind="digits", d_x=int(keep.sum()), d_y=10, m=int(idx.size), seed=seed)
+    meta = dict(kind="digits", d_x=int(keep.size), d_y=10, m=int(idx.size), seed=seed)
     return validate(Dataset(X, Y, meta), "digits")
+
+
+def _independent_columns(A: np.ndarray, rtol: float = 1e-10) -> np.ndarray:
+    """Sorted indices of a maximal set of non-constant, linearly independent columns."""
+    from scipy.linalg import qr
+
+    nonconst = np.flatnonzero(A.std(axis=0) > 0)
+    _, R, piv = qr(A[:, nonconst], mode="economic", pivoting=True)
+    diag = np.abs(np.diag(R))
+    rank = int(np.sum(diag > rtol * diag[0])) if diag.size else 0
+    return np.sort(nonconst[piv[:rank]])
 
 
 GENERATORS = {"synthetic": synthetic, "random": random, "digits": digits}
