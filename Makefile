@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# cffconvert pins jsonschema < 4, which conflicts with Snakemake: it gets its own venv.
+CFF    := .venv-cff/bin/cffconvert
 CORES  ?= 8
 FIG    ?= fig1_stepsize
 
@@ -27,7 +29,11 @@ $(STAMP): pyproject.toml
 reproduce: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-test: $(STAMP) lint
+$(CFF):
+	$(PYTHON) -m venv .venv-cff
+	.venv-cff/bin/python -m pip install --quiet cffconvert==2.0.0
+
+test: $(STAMP) $(CFF) lint
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
