@@ -187,22 +187,28 @@ def critical_multiples(
         )  # fmt: skip
         return res.status == gd.CONVERGED
 
-    for _ in range(20):  # lo must converge
-        ok = converges(lo_m)
+    found = np.zeros(B, dtype=bool)
+    for _ in range(3):  # lo must converge; a start that fails at lo / 64 gets NaN
+        ok = converges(lo_m) | found
+        found |= ok
         if ok.all():
             break
         hi_m = np.where(ok, hi_m, lo_m)
         lo_m = np.where(ok, lo_m, lo_m / 4)
     probes = 0
-    while np.any(hi_m / lo_m > 1 + rtol):
+    while np.any(found & (hi_m / lo_m > 1 + rtol)):
         mid = np.sqrt(lo_m * hi_m)
         ok = converges(mid)
-        lo_m, hi_m = np.where(ok, mid, lo_m), np.where(ok, hi_m, mid)
+        active = found & (hi_m / lo_m > 1 + rtol)
+        lo_m = np.where(active & ok, mid, lo_m)
+        hi_m = np.where(active & ~ok, mid, hi_m)
         probes += 1
         if progress is not None:
             progress(f"probe {probes}: bracket width max {np.max(hi_m / lo_m):.3g}")
+    lo_m = np.where(found, lo_m, np.nan)
     sharp = theory.sharpness(prob, widths)
     acgh = [theory.acgh_step_size(ds.X, ds.Y, [Wj[i] for Wj in starts]) for i in range(B)]
+    near = theory.acgh_step_size(ds.X, ds.Y, acgh_reference_start(prob, widths))
     return pd.DataFrame(
         {
             "run_id": [r["run_id"] for r in runs],
@@ -219,5 +225,17 @@ def critical_multiples(
             "eos_eta": theory.edge_of_stability_step(sharp),
             "acgh_eta": [a.eta for a in acgh],
             "acgh_reason": [a.reason for a in acgh],
+            "acgh_eta_near_target": near.eta,
+            "acgh_near_target_reason": near.reason,
         }
     )
+
+
+def acgh_reference_start(prob: Problem, widths: Sequence[int]) -> list[np.ndarray]:
+    """A start inside the ACGH 2019 assumptions: exactly balanced, product ``(1 - theta) P*``
+    with ``theta = sigma_min(P*) / (2 ||P*||_F)``, so the deficiency margin is
+    ``c = sigma_min / 2`` (theory.md 10; for whitened data ``Phi = P*``)."""
+    s = np.linalg.svd(prob.P_star, compute_uv=False)
+    theta = s[-1] / (2 * np.linalg.norm(prob.P_star))
+    N = len(widths) - 1
+    return [(1 - theta) ** (1 / N) * Wj for Wj in theory.balanced_minimizer(prob, widths)]

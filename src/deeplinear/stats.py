@@ -80,6 +80,8 @@ def step_thresholds(table: pd.DataFrame) -> pd.DataFrame:
         eos_eta=("eos_eta", "median"),
         acgh_eta=("acgh_eta", "median"),
         acgh_defined=("acgh_eta", lambda s: int(s.notna().sum())),
+        acgh_eta_near_target=("acgh_eta_near_target", "median"),
+        n_critical_found=("critical_eta", lambda s: int(s.notna().sum())),
         delta0=("delta0", "median"),
     ).reset_index()
     out["cert_over_critical"] = out["eta_cert"] / out["critical_eta"]
