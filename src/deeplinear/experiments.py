@@ -204,7 +204,8 @@ def critical_multiples(
         hi_m = np.where(active & ~ok, mid, hi_m)
         probes += 1
         if progress is not None:
-            progress(f"probe {probes}: bracket width max {np.max(hi_m / lo_m):.3g}")
+            width = np.max((hi_m / lo_m)[found])
+            progress(f"probe {probes}: widest bracket of the starts found {width:.3g}")
     lo_m = np.where(found, lo_m, np.nan)
     sharp = theory.sharpness(prob, widths)
     acgh = [theory.acgh_step_size(ds.X, ds.Y, [Wj[i] for Wj in starts]) for i in range(B)]
