@@ -25,9 +25,10 @@ RULES = {
     1: "supported if every run with step multiple <= 1 kept sufficient decrease at every "
     "step, its logged balance drift <= 2 eta_cert eps0 and layer norms <= K, and none "
     "diverged; not supported if any run broke one of these",
-    2: "supported if, for the certified bound and for the measured critical step, a power "
-    "law in N fits log(eta) at least as well as an exponential in N (RMS residual) or the "
-    "fitted decay per added layer is slower than a factor 1/2; not supported otherwise",
+    2: "supported if, for the certified bound and for the measured critical step (depths "
+    "where it was found), a power law in N fits log(eta) at least as well as an exponential "
+    "in N (RMS residual) or the fitted decay per added layer is slower than a factor 1/2; "
+    "not supported otherwise; inconclusive with fewer than 3 depths",
     3: "supported if >= 99% of N = 2 runs within the bound from generic starts (all but "
     "exactly balanced rank-deficient ones) reached the global minimum; inconclusive if "
     "the shortfall is only runs that did not converge within budget",
@@ -93,9 +94,13 @@ def claim2(thresholds: pd.DataFrame) -> dict:
         return _row(2, "fewer than 3 depths", len(t), "", INCONCLUSIVE)
     parts, good = [], True
     for col in ("eta_cert", "critical_eta"):
-        power, expo, per_layer = _fits(t["depth"].to_numpy(), t[col].to_numpy())
+        ok = t[np.isfinite(t[col])]  # depths where the search found no step are left out
+        if len(ok) < 3:
+            return _row(2, f"{col} known at fewer than 3 depths", len(ok), "", INCONCLUSIVE)
+        power, expo, per_layer = _fits(ok["depth"].to_numpy(), ok[col].to_numpy())
         parts.append(
-            f"{col}: RMS power {power:.3g} vs exp {expo:.3g}, factor per layer {per_layer:.3f}"
+            f"{col} (N = {ok['depth'].min()}-{ok['depth'].max()}): RMS power {power:.3g} vs "
+            f"exp {expo:.3g}, factor per layer {per_layer:.3f}"
         )
         good &= power <= expo or per_layer > 0.5
     n = int(thresholds["n_starts"].sum()) if "n_starts" in thresholds else len(thresholds)
