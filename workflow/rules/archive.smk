@@ -1,157 +1,75 @@
 # Provenance, the exact package versions, and the deterministic archive in dist/.
-# Uses from the including Snakefile: ALL_TABLES, ALL_FIGURES, PYTHON and ENV; depends on
-# results/report.html (rule report_html). All logic lives in scripts/archive.py.
-import importlib.util
-import json
-import os
-import shlex
-import tomllib
-from hashlib import sha256
+import hashlib
 from pathlib import Path
 
-
-def load_archive_tool(path="scripts/archive.py"):
-    """scripts/archive.py as a module: one definition of skipped files, git state, lock."""
-    spec = importlib.util.spec_from_file_location("deeplinear_archive_tool", path)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-def code_files(members):
-    """Every file the archive takes from the code members (for rebuilds on change).
-
-    A missing member stays in the list, so only the archive rule fails, naming it.
-    """
-    files = []
-    for member in members:
-        if Path(member).exists():
-            files.extend(str(path) for path in ARCHIVE_TOOL.walk_files(Path(member)))
-        else:
-            files.append(member)
-    return files
-
-
-def snakemake_command(configfiles):
-    """The command that reproduces these results: snakemake with the config files given."""
-    args = ["snakemake"]
-    for path in configfiles:
-        rel = os.path.relpath(path)
-        args += ["--configfile", path if rel.startswith("..") else rel]
-    return shlex.join(str(a) for a in args)
-
-
-ARCHIVE_TOOL = load_archive_tool()
-PROJECT = tomllib.loads(Path("pyproject.toml").read_text())["project"]
-
-#: The config this run uses (config files merged, schema defaults filled) as canonical JSON.
-#: Its hash names the archive, so two configs never share an archive name.
-RESOLVED_CONFIG = json.dumps(config, indent=2, sort_keys=True, default=str) + "\n"
-CONFIG_HASH = sha256(RESOLVED_CONFIG.encode()).hexdigest()[:8]
-ARCHIVE = f"dist/{PROJECT['name']}-{PROJECT['version']}-{CONFIG_HASH}.tar.gz"
-
-#: Code and metadata taken into the archive (folders are walked, caches skipped).
-ARCHIVE_CODE = [
+CONFIG_FILE = str(workflow.configfiles[-1])
+CONFIG_HASH = hashlib.sha256(Path(CONFIG_FILE).read_bytes()).hexdigest()[:8]
+ARCHIVE = f"dist/deeplinear-0.1.0-{CONFIG_HASH}.tar.gz"
+CODE = [
     "Snakefile", "workflow", "src", "scripts", "notebooks", "config", "docs", "benchmarks",
     "pyproject.toml", "environment.yml", "README.md", "LICENSE", "CITATION.cff", ".zenodo.json",
 ]  # fmt: skip
-EXECUTED_NOTEBOOKS = sorted({f"results/notebooks/{Path(f).stem}.ipynb" for f in ALL_FIGURES})
-
-#: Rerun provenance and lock when the code version or the installed packages change.
-GIT_COMMIT = ARCHIVE_TOOL.git_commit(Path.cwd())
-ENV_FINGERPRINT = sha256(ARCHIVE_TOOL.lock_text().encode()).hexdigest()[:16]
-RUN_COMMAND = snakemake_command(workflow.overwrite_configfiles)
-
-
-localrules:
-    resolved_config,
-    provenance,
-    lock,
-    archive,
-
-
-rule resolved_config:
-    """The resolved config as JSON: what provenance records and what names the archive."""
-    output:
-        config="results/config.json",
-    params:
-        text=RESOLVED_CONFIG,
-        python=PYTHON,
-    conda:
-        ENV
-    log:
-        "results/logs/config.log",
-    shell:
-        "{params.python} scripts/archive.py config --out {output.config} "
-        "--json {params.text:q} > {log} 2>&1"
 
 
 rule provenance:
-    """Command, config and its SHA-256, git commit (or -dirty), package versions, platform."""
+    """Config, git commit (or -dirty), package versions, platform and command."""
     input:
-        tables=ALL_TABLES,
-        config="results/config.json",
+        ALL_TABLES,
     output:
-        provenance=report(
+        report(
             "results/provenance.json",
             caption="../report/provenance.rst",
             category="Provenance",
         ),
     params:
-        command=RUN_COMMAND,
-        commit=GIT_COMMIT,
-        env=ENV_FINGERPRINT,
+        config=CONFIG_FILE,
         python=PYTHON,
     conda:
         ENV
     log:
-        "results/logs/provenance.log",
+        "results/logs/archive/provenance.log",
     shell:
-        "{params.python} scripts/archive.py provenance --out {output.provenance} "
-        "--config-file {input.config} --command {params.command:q} > {log} 2>&1"
+        "{params.python} scripts/archive.py provenance --out {output} "
+        "--config-file {params.config} --command 'snakemake --configfile {params.config}' "
+        "> {log} 2>&1"
 
 
 rule lock:
     """Every installed distribution with its exact version (pip freeze style)."""
     output:
-        lock="results/requirements.lock",
+        "results/requirements.lock",
     params:
-        env=ENV_FINGERPRINT,
         python=PYTHON,
     conda:
         ENV
     log:
-        "results/logs/lock.log",
+        "results/logs/archive/lock.log",
     shell:
-        "{params.python} scripts/archive.py lock --out {output.lock} > {log} 2>&1"
+        "{params.python} scripts/archive.py lock --out {output} > {log} 2>&1"
 
 
 rule archive:
-    """Deterministic tarball of code, config, tables, figures, executed notebooks, report,
-    lock, provenance and SHA256SUMS; check it with `make verify-archive ARCHIVE=...`."""
+    """Deterministic tarball of code, config, tables, figures, notebooks, report, lock,
+    provenance and SHA256SUMS; check it with `make verify-archive ARCHIVE=...`."""
     input:
         tables=ALL_TABLES,
         figures=ALL_FIGURES,
-        notebooks=EXECUTED_NOTEBOOKS,
+        notebooks=expand("results/notebooks/{fig}.ipynb", fig=FIGURES),
         report="results/report.html",
-        config="results/config.json",
         provenance="results/provenance.json",
         lock="results/requirements.lock",
-        code=code_files(ARCHIVE_CODE),
     output:
-        archive=ARCHIVE,
+        ARCHIVE,
     params:
-        out=str(Path(ARCHIVE).parent),
-        name=PROJECT["name"],
-        version=PROJECT["version"],
-        code=ARCHIVE_CODE,
+        config=CONFIG_FILE,
+        code=" ".join(CODE),
         python=PYTHON,
     conda:
         ENV
     log:
-        "results/logs/archive.log",
+        "results/logs/archive/archive.log",
     shell:
-        "{params.python} scripts/archive.py build --out {params.out} --name {params.name} "
-        "--version {params.version} --config-file {input.config} "
-        "--member {params.code:q} {input.tables:q} {input.figures:q} {input.notebooks:q} "
-        "{input.report:q} --lock {input.lock} --provenance {input.provenance} > {log} 2>&1"
+        "{params.python} scripts/archive.py build --out dist --name deeplinear "
+        "--version 0.1.0 --config-file {params.config} {params.code} "
+        "{input.tables} {input.figures} {input.notebooks} {input.report} "
+        "{input.provenance} {input.lock} > {log} 2>&1"
