@@ -14,7 +14,7 @@ rule report_html:
     log:
         "results/logs/report.log",
     params:
-        configs=" ".join(f"--configfile {c}" for c in workflow.configfiles),
+        configs=" ".join(f"--configfile {c}" for c in workflow.overwrite_configfiles),
         python=PYTHON,
     shell:
         "{params.python} -m snakemake --nolock {params.configs} --report {output} > {log} 2>&1"
