@@ -114,6 +114,7 @@ def test_trajectory_grid_and_columns():
         ({"eta": np.nan}, "eta"),
         ({"schedule": "cyclic"}, "schedule"),
         ({"max_iter": -5}, "max_iter"),
+        ({"eta": np.ones(3)}, "one entry per run"),
     ],
 )
 def test_bad_engine_inputs_raise(kwargs, message):

@@ -105,8 +105,13 @@ def decrease_tolerance(
 
 
 def _as_batch_array(value, B: int, name: str, dtype=np.float64) -> np.ndarray:
-    arr = np.broadcast_to(np.asarray(value, dtype=dtype), (B,)).copy()
-    return arr
+    """``value`` as a ``(B,)`` array; a scalar applies to every run."""
+    try:
+        return np.broadcast_to(np.asarray(value, dtype=dtype), (B,)).copy()
+    except ValueError:
+        raise InputError(
+            f"{name} must be a scalar or have one entry per run ({B}), got shape {np.shape(value)}"
+        ) from None
 
 
 def _schedule_params(schedule, tau, alpha, B: int) -> tuple[np.ndarray, np.ndarray]:
