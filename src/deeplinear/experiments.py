@@ -54,6 +54,15 @@ def budget(eta: float, settings: Settings) -> int:
     return int(min(math.ceil(settings.time / eta), settings.max_iter))
 
 
+def starts_and_bounds(runs: Sequence[dict], ds: Dataset, settings: Settings):
+    """``(problem, widths, stacked starts, certified StepBound per run)`` of one shard."""
+    prob = model.precompute(ds.X, ds.Y)
+    widths = widths_of(runs[0], ds)
+    W = [initial_weights(run, widths, settings.base_seed) for run in runs]
+    bounds = [theory.step_bound(prob, *theory.initial_constants(prob, w), len(w)) for w in W]
+    return prob, widths, init.stack(W), bounds
+
+
 def run_shard(
     runs: Sequence[dict],
     ds: Dataset,
@@ -65,10 +74,7 @@ def run_shard(
     Returns ``(summary, trajectories)``: one summary row per run with the ``runs.csv``
     columns, and the logged trajectories keyed by ``run_id``.
     """
-    prob = model.precompute(ds.X, ds.Y)
-    widths = widths_of(runs[0], ds)
-    starts = [initial_weights(run, widths, settings.base_seed) for run in runs]
-    bounds = [theory.step_bound(prob, *theory.initial_constants(prob, W), len(W)) for W in starts]
+    prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
     eta = np.array(
         [
             run["step_multiple"] * (b.eta if run["step_unit"] == "certified" else 1.0)
@@ -78,7 +84,7 @@ def run_shard(
     result = gd.run(
         ds.X,
         ds.Y,
-        init.stack(starts),
+        starts,
         eta,
         [budget(e, settings) for e in eta],
         schedule=[run["step_rule"] for run in runs],
@@ -166,15 +172,7 @@ def critical_multiples(
     ``converged`` within its budget ``min(ceil(T / eta), max_iter)``. If ``lo`` itself
     fails, the bracket moves down by factors of 4 first.
     """
-    prob = model.precompute(ds.X, ds.Y)
-    widths = widths_of(runs[0], ds)
-    starts = init.stack([initial_weights(r, widths, settings.base_seed) for r in runs])
-    bounds = [
-        theory.step_bound(
-            prob, *theory.initial_constants(prob, [Wj[i] for Wj in starts]), len(starts)
-        )
-        for i in range(len(runs))
-    ]
+    prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
     eta_cert = np.array([b.eta for b in bounds])
     B = len(runs)
     lo_m, hi_m = np.full(B, float(lo)), np.full(B, float(hi))
