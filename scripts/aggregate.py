@@ -14,4 +14,5 @@ with io.script_log(sm.log[0], "aggregate runs") as say:
     io.write_parquet(traj, sm.output.trajectories)
     io.write_csv(stats.convergence_stats(runs), sm.output.convergence)
     io.write_csv(stats.rank_stats(runs), sm.output.ranks)
+    io.write_csv(stats.escape_scaling(runs), sm.output.escape)
     say(f"{len(runs)} runs, {len(traj)} trajectory rows: {runs.status.value_counts().to_dict()}")

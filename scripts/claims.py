@@ -8,7 +8,11 @@ from deeplinear import claims, io
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with io.script_log(sm.log[0], "claims") as say:
-    table = claims.verdicts(pd.read_csv(sm.input.runs), pd.read_csv(sm.input.thresholds))
+    table = claims.verdicts(
+        pd.read_csv(sm.input.runs),
+        pd.read_csv(sm.input.thresholds),
+        pd.read_csv(sm.input.escape),
+    )
     markdown = claims.to_markdown(table)
     io.write_csv(table, sm.output.table)
     with io.atomic_path(sm.output.markdown) as tmp:

@@ -30,10 +30,15 @@ RULES = {
     "in N (RMS residual) or the fitted decay per added layer is slower than a factor 1/2; "
     "not supported otherwise; inconclusive with fewer than 3 depths",
     3: "supported if >= 99% of N = 2 runs within the bound from generic starts (all but "
-    "exactly balanced rank-deficient ones) reached the global minimum; inconclusive if "
-    "the shortfall is only runs that did not converge within budget",
+    "exactly balanced rank-deficient ones) reached the global minimum and, in every cell "
+    "of escape data (escape_scaling.csv, >= 5 xi levels where every run escaped), "
+    "t = a + b log(1/xi) fits log t at least as well as a power law (theory.md 8); "
+    "inconclusive if the shortfall is only "
+    "runs that did not converge within budget",
     4: "supported if >= 99% of converged N >= 3 runs within the bound are optimal on the "
-    "manifold of their limit rank; inconclusive if fewer than 10 such runs",
+    "manifold of their limit rank and, in every cell of escape data, the fitted power of "
+    "xi is within 25% of the predicted 2 - N and fits better than log(1/xi); "
+    "inconclusive if fewer than 10 such runs",
     5: "supported if some run above the bound diverged or failed to converge while the "
     "same start converged within the bound; inconclusive if no run above the bound or no "
     "start that converged within it",
@@ -118,20 +123,51 @@ def _r_max(widths: str) -> int:
     return min(int(d) for d in str(widths).split("-"))
 
 
-def claim3(runs: pd.DataFrame) -> dict:
+def _exact_kept_rank(runs: pd.DataFrame) -> str:
+    """How many exactly balanced rank-deficient starts ended at rank <= their start's."""
+    exact = runs[~_generic(runs) & (runs["status"] != "diverged")]
+    if exact.empty:
+        return ""
+    kept = (exact["final_rank"] <= exact["init_rank"]).sum()
+    return f"; exact rank-deficient starts that kept their rank {kept}/{len(exact)}"
+
+
+def _escape_cells(escape: pd.DataFrame | None, n2: bool) -> pd.DataFrame:
+    """Fitted cells of the escape table for N = 2 (``n2``) or N >= 3."""
+    if escape is None or escape.empty:
+        return pd.DataFrame(columns=["depth", "fitted_exponent", "rms_power", "rms_log"])
+    e = escape[(escape["n_levels_fitted"] >= 5) & (escape["step_multiple"] <= 1)]
+    return e[(e["depth"] == 2) == n2]
+
+
+def claim3(runs: pd.DataFrame, escape: pd.DataFrame | None = None) -> dict:
     w = runs[(runs["depth"] == 2) & (runs["step_multiple"] <= 1)]
-    w = w[_generic(w)]
-    if w.empty:
+    if w[_generic(w)].empty:
         return _row(3, "no N = 2 run within the bound", 0, "", INCONCLUSIVE)
+    exact_text = _exact_kept_rank(w)
+    w = w[_generic(w)]
     frac = w["global_optimal"].mean()
     short = w[~w["global_optimal"]]
     only_budget = (short["status"] == "budget_exhausted").all()
-    verdict = SUPPORTED if frac >= 0.99 else (INCONCLUSIVE if only_budget else NOT_SUPPORTED)
-    measured = f"global minimum reached by {frac:.1%}; not converged {len(short)}"
+    e = _escape_cells(escape, n2=True)
+    log_wins = bool((e["rms_log"] <= e["rms_power"]).all())
+    escape_text = (
+        f"; escape time vs xi ({len(e)} cells): RMS of log t, log(1/xi) fit "
+        f"{e['rms_log'].max():.3g} vs power fit {e['rms_power'].min():.3g}"
+        if len(e)
+        else "; no escape data"
+    )
+    if frac >= 0.99 and log_wins:
+        verdict = SUPPORTED
+    else:
+        verdict = INCONCLUSIVE if only_budget and log_wins else NOT_SUPPORTED
+    measured = (
+        f"global minimum reached by {frac:.1%}; not converged {len(short)}{exact_text}{escape_text}"
+    )
     return _row(3, "N = 2, multiple <= 1, generic starts", len(w), measured, verdict)
 
 
-def claim4(runs: pd.DataFrame) -> dict:
+def claim4(runs: pd.DataFrame, escape: pd.DataFrame | None = None) -> dict:
     w = runs[(runs["depth"] >= 3) & (runs["step_multiple"] <= 1)]
     c = w[w["status"] == "converged"]
     if len(c) < 10:
@@ -139,8 +175,19 @@ def claim4(runs: pd.DataFrame) -> dict:
     frac = c["rank_optimal"].mean()
     glob = c["global_optimal"].mean()
     ranks = sorted(int(r) for r in c["final_rank"].unique())
-    measured = f"rank-r optimal {frac:.1%}, of which global {glob:.1%}; limit ranks seen {ranks}"
-    verdict = SUPPORTED if frac >= 0.99 else NOT_SUPPORTED
+    e = _escape_cells(escape, n2=False)
+    pred = 2.0 - e["depth"]
+    scaling_ok = bool(
+        ((e["fitted_exponent"] - pred).abs() <= 0.25 * pred.abs()).all()
+        and (e["rms_power"] <= e["rms_log"]).all()
+    )
+    exps = ", ".join(f"N = {int(r.depth)}: {r.fitted_exponent:.2f}" for r in e.itertuples())
+    escape_text = f"; fitted power of xi in the escape time ({exps})" if len(e) else ""
+    measured = (
+        f"rank-r optimal {frac:.1%}, of which global {glob:.1%}; limit ranks seen {ranks}"
+        f"{_exact_kept_rank(w)}{escape_text}"
+    )
+    verdict = SUPPORTED if frac >= 0.99 and scaling_ok else NOT_SUPPORTED
     return _row(4, "converged N >= 3 runs with multiple <= 1", len(c), measured, verdict)
 
 
@@ -164,9 +211,17 @@ def claim5(runs: pd.DataFrame) -> dict:
     return _row(5, "runs with multiple > 1", len(above), measured, verdict)
 
 
-def verdicts(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
-    """The claims table: one row per claim."""
-    rows = [claim1(runs), claim2(thresholds), claim3(runs), claim4(runs), claim5(runs)]
+def verdicts(
+    runs: pd.DataFrame, thresholds: pd.DataFrame, escape: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """The claims table: one row per claim (``escape`` is escape_scaling.csv)."""
+    rows = [
+        claim1(runs),
+        claim2(thresholds),
+        claim3(runs, escape),
+        claim4(runs, escape),
+        claim5(runs),
+    ]
     return pd.DataFrame(rows)
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from deeplinear import gd, grid, init, model, theory
+from deeplinear import gd, grid, init, metrics, model, theory
 from deeplinear.data import Dataset
 from deeplinear.model import Problem
 
@@ -43,6 +43,7 @@ def initial_weights(run: dict, widths: Sequence[int], base_seed: int) -> list[np
     options = {}
     if run["init"] in ("balanced", "near_balanced"):
         options["rank"] = run["init_rank"]
+        options["spread"] = run["init_spread"]
     if run["init"] == "near_balanced":
         options["xi"] = run["init_xi"]
     rng = np.random.default_rng(grid.init_seed(run, base_seed))
@@ -111,8 +112,10 @@ def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) ->
     traj = result.trajectory
     peaks = traj.groupby("run")[["max_weight_norm", "balance_drift"]].max()
     final = traj.groupby("run")["rank"].last()
+    logged = dict(tuple(traj.groupby("run")[["iteration", "loss"]]))
     rows = []
     for i, (run, b) in enumerate(zip(runs, bounds, strict=True)):
+        level, escape = _escape(run, eta[i], losses, min(target, r_net), logged[i])
         rank = int(final[i])
         ok = result.status[i] != gd.DIVERGED and rank >= 0
         at_rank = float(losses[min(rank, r_net)]) if ok else math.nan
@@ -128,6 +131,7 @@ def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) ->
                 "init_scale": run["init_scale"],
                 "init_rank": r_max if run["init_rank"] is None else run["init_rank"],
                 "init_xi": run["init_xi"],
+                "init_spread": run["init_spread"],
                 "seed": run["seed"],
                 "step_rule": run["step_rule"],
                 "step_multiple": run["step_multiple"],
@@ -151,9 +155,23 @@ def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) ->
                 "bound_weight_norm": b.K,
                 "decrease_failures": int(result.decrease_failures[i]),
                 "final_grad_norm": result.grad_norm[i],
+                "escape_level": level,
+                "escape_time": escape,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _escape(run: dict, eta: float, losses: np.ndarray, target: int, logged) -> tuple[float, float]:
+    """``(escape level, escape time)`` of a start on or near the rank-``r0`` manifold with
+    ``r0 < target`` (theory.md 8); NaN for other starts, time NaN if it never escaped."""
+    r0 = run["init_rank"]
+    if run["init"] not in ("balanced", "near_balanced") or r0 is None or r0 >= target:
+        return math.nan, math.nan
+    level = theory.escape_level(losses, int(r0))
+    alpha = run["alpha"] if run["step_rule"] == "decreasing" else 0.0
+    times = gd.flow_time(eta, alpha, run["tau"], logged["iteration"].to_numpy())
+    return level, metrics.first_passage(times, logged["loss"].to_numpy(), level)
 
 
 def critical_multiples(

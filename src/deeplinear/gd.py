@@ -85,6 +85,16 @@ def step_sizes(eta0: np.ndarray, alpha: np.ndarray, tau: np.ndarray, k: int) -> 
     return eta0 / (1.0 + k / tau) ** alpha
 
 
+def flow_time(eta0: float, alpha: float, tau: float, k) -> np.ndarray:
+    """Gradient-flow time ``t_k = eta_0 + ... + eta_{k-1}`` after ``k`` steps of the
+    schedule (theory.md 11); ``k`` is an int or an array of ints."""
+    k = np.asarray(k, dtype=np.int64)
+    if alpha == 0 or k.size == 0:
+        return eta0 * k.astype(np.float64)
+    steps = step_sizes(eta0, alpha, tau, np.arange(int(k.max())))
+    return np.concatenate([[0.0], np.cumsum(steps)])[k]
+
+
 def decrease_tolerance(
     eps, g2, lam_max: float, layer_norms2: np.ndarray, depth: int, dim: int
 ) -> np.ndarray:

@@ -22,7 +22,10 @@ import numpy as np
 from deeplinear.errors import InputError
 
 #: Keys of a run that fix its initial weights (and hence its seed).
-INIT_KEYS = ("dataset", "depth", "hidden", "init", "init_scale", "init_rank", "init_xi", "seed")
+INIT_KEYS = (
+    "dataset", "depth", "hidden", "init", "init_scale", "init_rank", "init_xi", "init_spread",
+    "seed",
+)  # fmt: skip
 
 
 def _digest(obj: Any) -> str:
@@ -61,6 +64,7 @@ def expand(name: str, exp: dict) -> list[dict]:
             "init_scale": float(ini["scale"]),
             "init_rank": ini.get("rank"),
             "init_xi": float(ini.get("xi", 0.0)),
+            "init_spread": float(ini.get("spread", 0.1)),
             "seed": seed,
             "step_rule": rule["schedule"],
             "tau": float(rule.get("tau", 100.0)),

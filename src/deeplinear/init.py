@@ -63,33 +63,42 @@ def orthogonal(widths: Sequence[int], scale: float, seed: Seed) -> list[np.ndarr
 
 
 def balanced(
-    widths: Sequence[int], scale: float, seed: Seed, rank: int | None = None
+    widths: Sequence[int], scale: float, seed: Seed, rank: int | None = None, spread: float = 0.1
 ) -> list[np.ndarray]:
     """Exactly balanced start (``delta = 0``) whose product has rank ``rank``.
 
     ``W_j = O_j S O_{j-1}^T`` with random orthonormal ``O_j`` (``d_j x r``) and one diagonal
-    ``S`` of layer singular values ``scale * exp(0.1 z)``, ``z ~ N(0, 1)``, shared by all
+    ``S`` of layer singular values ``scale * exp(spread z)``, ``z ~ N(0, 1)``, shared by all
     layers, so ``W_{j+1}^T W_{j+1} = W_j W_j^T`` (theory.md, sections 4 and 8).
-    ``rank`` defaults to the bottleneck ``r_max = min(widths)``.
+    ``rank`` defaults to the bottleneck ``r_max = min(widths)``. With ``spread = 0`` every
+    nonzero singular value of the product is ``scale^N``, the same norm at every depth
+    when ``scale = 1``.
     """
     widths, scale, rng = check_widths(widths), _check_scale(scale), _rng(seed)
     r_max = min(widths)
     r = r_max if rank is None else int(rank)
     if not 0 <= r <= r_max:
         raise InputError(f"balanced init rank must be in 0..{r_max} (bottleneck), got {rank}")
-    s = scale * np.exp(0.1 * rng.standard_normal(r))
+    if not (np.isfinite(spread) and spread >= 0):
+        raise InputError(f"balanced init spread must be finite and >= 0, got {spread}")
+    s = scale * np.exp(spread * rng.standard_normal(r))
     O = [_orthonormal(rng, d, r) for d in widths]
     return [(O[j] * s) @ O[j - 1].T for j in range(1, len(widths))]
 
 
 def near_balanced(
-    widths: Sequence[int], scale: float, seed: Seed, xi: float, rank: int | None = None
+    widths: Sequence[int],
+    scale: float,
+    seed: Seed,
+    xi: float,
+    rank: int | None = None,
+    spread: float = 0.1,
 ) -> list[np.ndarray]:
     """:func:`balanced` plus a Gaussian perturbation ``N(0, xi^2 / d_{j-1})`` in every layer."""
     if not (np.isfinite(xi) and xi >= 0):
         raise InputError(f"near_balanced perturbation xi must be finite and >= 0, got {xi}")
     rng = _rng(seed)
-    W = balanced(widths, scale, rng, rank)
+    W = balanced(widths, scale, rng, rank, spread)
     return [Wj + rng.standard_normal(Wj.shape) * (xi / np.sqrt(Wj.shape[1])) for Wj in W]
 
 

@@ -1,7 +1,8 @@
-"""Numerical rank, balancedness and weight norms (theory.md, sections 4 and 7)."""
+"""Numerical rank, balancedness, weight norms and first passages (theory.md 4, 7 and 8)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -59,3 +60,10 @@ def numerical_rank(P: np.ndarray, threshold: float) -> np.ndarray:
     """
     s = np.linalg.svd(P, compute_uv=False)
     return np.sum(s > threshold, axis=-1)
+
+
+def first_passage(times: np.ndarray, values: np.ndarray, level: float) -> float:
+    """First of ``times`` at which ``values`` is below ``level`` (NaN if never): on a logged
+    trajectory, the escape time of theory.md 8 to the resolution of the log grid."""
+    below = np.flatnonzero(np.asarray(values) < level)
+    return float(np.asarray(times)[below[0]]) if below.size else math.nan

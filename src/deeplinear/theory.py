@@ -179,6 +179,21 @@ def rank_optimal(
     return bool(loss_value - losses_by_rank[rank] <= tol * scale)
 
 
+def escape_level(losses_by_rank: np.ndarray, rank: int) -> float:
+    """``(L*_r + L*_{r+1}) / 2``: a run started near the rank-``r`` manifold has escaped it
+    once its loss falls below this level (section 8). ``losses_by_rank`` is
+    :func:`optimal_losses`; ``rank`` must be below its last index."""
+    if not 0 <= rank < losses_by_rank.size - 1:
+        raise ValueError(f"escape needs 0 <= rank < {losses_by_rank.size - 1}, got {rank}")
+    return float(0.5 * (losses_by_rank[rank] + losses_by_rank[rank + 1]))
+
+
+def escape_exponent(depth: int) -> float:
+    """Predicted power of ``xi`` in the escape time (section 8): ``2 - N`` for ``N >= 3``;
+    NaN for ``N = 2``, where the prediction is ``log(1/xi)`` instead of a power."""
+    return float(2 - depth) if depth >= 3 else math.nan
+
+
 def balanced_minimizer(prob: Problem, widths: Sequence[int]) -> list[np.ndarray]:
     """An exactly balanced global minimizer with the given widths ``[d_0, ..., d_N]``.
 

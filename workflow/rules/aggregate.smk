@@ -12,6 +12,7 @@ rule aggregate_runs:
         trajectories="results/tables/trajectories.parquet",
         convergence="results/tables/convergence_stats.csv",
         ranks="results/tables/rank_stats.csv",
+        escape="results/tables/escape_scaling.csv",
     conda:
         ENV
     log:
@@ -42,6 +43,7 @@ rule claims:
     input:
         runs="results/tables/runs.csv",
         thresholds="results/tables/step_thresholds.csv",
+        escape="results/tables/escape_scaling.csv",
     output:
         table="results/tables/claims.csv",
         markdown="results/tables/claims.md",

@@ -9,14 +9,15 @@ ENV = "../envs/deeplinear.yaml"
 #: The interpreter running Snakemake: its environment has papermill and the library.
 PYTHON = sys.executable
 
-#: Figure -> experiment whose runs it plots (the threshold figure uses threshold_search).
+#: Figure -> notebook parameter -> experiment whose runs it plots (the threshold figure
+#: uses threshold_search).
 FIGURE_EXPERIMENTS = {
-    "fig1_stepsize": "stepsize",
-    "fig2_depth": "depth",
-    "fig3_bounded": "bounded",
-    "fig4_rank": "rank",
-    "fig5_phase": "stepsize",
-    "fig7_digits": "digits",
+    "fig1_stepsize": {"experiment": "stepsize"},
+    "fig2_depth": {"experiment": "depth"},
+    "fig3_bounded": {"experiment": "bounded"},
+    "fig4_rank": {"experiment": "rank", "escape_experiment": "escape"},
+    "fig5_phase": {"experiment": "stepsize"},
+    "fig7_digits": {"experiment": "digits"},
 }
 FIGURES = [*FIGURE_EXPERIMENTS, "fig6_threshold"]
 
@@ -33,9 +34,13 @@ def check_config(cfg):
         for i, ini in enumerate(exp["inits"]):
             if "xi" in ini and ini["kind"] != "near_balanced":
                 raise ValueError(f"config key {key}.inits[{i}].xi applies only to near_balanced")
-            if "rank" in ini and ini["kind"] not in ("balanced", "near_balanced"):
-                raise ValueError(f"config key {key}.inits[{i}].rank applies only to balanced starts")
-    missing = sorted(set(FIGURE_EXPERIMENTS.values()) - set(cfg["experiments"]))
+            for opt in ("rank", "spread"):
+                if opt in ini and ini["kind"] not in ("balanced", "near_balanced"):
+                    raise ValueError(
+                        f"config key {key}.inits[{i}].{opt} applies only to balanced starts"
+                    )
+    needed = {exp for params in FIGURE_EXPERIMENTS.values() for exp in params.values()}
+    missing = sorted(needed - set(cfg["experiments"]))
     if missing:
         raise ValueError(f"config key experiments: the figures need experiments {missing}")
 
@@ -72,6 +77,7 @@ ALL_TABLES = [
     "results/tables/trajectories.parquet",
     "results/tables/convergence_stats.csv",
     "results/tables/rank_stats.csv",
+    "results/tables/escape_scaling.csv",
     "results/tables/step_thresholds.csv",
     "results/tables/claims.csv",
 ]

@@ -5,7 +5,7 @@ FIGURE_TABLES = {
     "fig1_stepsize": ["runs", "trajectories"],
     "fig2_depth": ["runs", "trajectories"],
     "fig3_bounded": ["runs", "trajectories"],
-    "fig4_rank": ["runs", "rank_stats"],
+    "fig4_rank": ["runs", "rank_stats", "escape_scaling"],
     "fig5_phase": ["convergence_stats", "step_thresholds"],
     "fig6_threshold": ["step_thresholds"],
     "fig7_digits": ["runs", "trajectories", "rank_stats"],
@@ -15,15 +15,16 @@ TABLE_PATHS = {
     "trajectories": "results/tables/trajectories.parquet",
     "convergence_stats": "results/tables/convergence_stats.csv",
     "rank_stats": "results/tables/rank_stats.csv",
+    "escape_scaling": "results/tables/escape_scaling.csv",
     "step_thresholds": "results/tables/step_thresholds.csv",
 }
 STYLE = {"dpi": 150, "context": "paper", "palette": "viridis"} | config.get("figures", {})
 
 
 def papermill_params(fig):
-    """`-p name value` pairs: table paths, the experiment shown, the style."""
+    """`-p name value` pairs: table paths, the experiments shown, the style."""
     pairs = {t: TABLE_PATHS[t] for t in FIGURE_TABLES[fig]} | STYLE
-    pairs["experiment"] = FIGURE_EXPERIMENTS.get(fig, "threshold")
+    pairs |= FIGURE_EXPERIMENTS.get(fig, {"experiment": "threshold"})
     return " ".join(f"-p {k} {v}" for k, v in pairs.items())
 
 
