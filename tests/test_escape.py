@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplinear import claims, data, experiments, gd, init, metrics, model, stats, theory
+from deeplinear import claims, data, experiments, gd, grid, init, metrics, model, stats, theory
 from deeplinear.errors import InputError
 
 
@@ -119,3 +119,35 @@ def test_zero_spread_gives_a_product_of_norm_scale_to_the_n_at_every_depth():
         s = np.linalg.svd(model.product(W), compute_uv=False)
         np.testing.assert_allclose(s[:3], 1.0, rtol=1e-12)
         assert metrics.balancedness(W) < 1e-12
+
+
+def threshold_runs(seeds: int) -> list[dict]:
+    exp = {
+        "dataset": "white", "depths": [2], "hidden_widths": [4],
+        "inits": [{"kind": "balanced", "scale": 1.0, "spread": 0.0}],
+        "step_rules": [{"schedule": "constant"}], "step_multiples": [1.0], "seeds": seeds,
+    }  # fmt: skip
+    return grid.expand("threshold", exp)
+
+
+def test_critical_step_is_found_at_the_edge_of_stability_of_the_balanced_minimum():
+    """N = 2, whitened data: no constant step above 2 / S of the flattest (balanced)
+    minimizer can converge, and the bisection finds the edge within its tolerance."""
+    ds = data.synthetic(4, 3, 30, 3, 0.0, 0, whiten=True)
+    rtol = 0.05
+    table = experiments.critical_multiples(
+        threshold_runs(3), ds, experiments.Settings(time=20, max_iter=200_000), rtol=rtol
+    )
+    ratio = table["critical_eta"] / table["eos_eta"]
+    assert ratio.between(0.5, 1 + 2 * rtol).all(), ratio.tolist()
+    assert (table["critical_multiple"] > 1).all()  # the certified bound is conservative
+
+
+def test_a_start_that_does_not_converge_at_the_bound_gets_no_critical_step():
+    ds = data.synthetic(4, 3, 30, 3, 0.0, 0, whiten=True)
+    said = []
+    table = experiments.critical_multiples(
+        threshold_runs(2), ds, experiments.Settings(time=1e-3, max_iter=10), progress=said.append
+    )
+    assert table["critical_multiple"].isna().all()
+    assert said == ["multiple 1: 0 of 2 starts converged within T"]

@@ -187,8 +187,10 @@ def critical_multiples(
 
     Bisection on ``log(multiple)`` between ``lo`` and ``hi`` for all runs at once (one
     batch per probe) until ``hi / lo <= 1 + rtol``. A probe succeeds when the run ends
-    ``converged`` within its budget ``min(ceil(T / eta), max_iter)``. If ``lo`` itself
-    fails, the bracket moves down by factors of 4 first.
+    ``converged`` within its budget ``min(ceil(T / eta), max_iter)``. A start that does
+    not converge at ``lo`` itself (at the certified bound this means gradient-flow time
+    ``T`` was too short for it, not a step too large) gets NaN: a smaller step only
+    buys the same time ``T`` at a higher price.
     """
     prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
     eta_cert = np.array([b.eta for b in bounds])
@@ -203,14 +205,9 @@ def critical_multiples(
         )  # fmt: skip
         return res.status == gd.CONVERGED
 
-    found = np.zeros(B, dtype=bool)
-    for _ in range(3):  # lo must converge; a start that fails at lo / 64 gets NaN
-        ok = converges(lo_m) | found
-        found |= ok
-        if ok.all():
-            break
-        hi_m = np.where(ok, hi_m, lo_m)
-        lo_m = np.where(ok, lo_m, lo_m / 4)
+    found = converges(lo_m)
+    if progress is not None:
+        progress(f"multiple {lo:g}: {int(found.sum())} of {B} starts converged within T")
     probes = 0
     while np.any(found & (hi_m / lo_m > 1 + rtol)):
         mid = np.sqrt(lo_m * hi_m)
