@@ -10,6 +10,8 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 import seaborn as sns
 
 from deeplinear.io import atomic_path
@@ -21,6 +23,31 @@ STATUS_LABELS = {
     "diverged": "diverged",
 }
 STATUS_COLORS = {"converged": "#1b9e77", "budget_exhausted": "#7570b3", "diverged": "#d95f02"}
+#: Where a run ended, in plotting order (figures 4 and 7, theory.md 8), with colours.
+OUTCOME_COLORS = {
+    "global minimum": "#1b9e77",
+    "rank-r optimum (r < target)": "#e6ab02",
+    "not converged / not rank-optimal": "#7570b3",
+    "diverged": "#d95f02",
+}
+
+
+def outcomes(runs: pd.DataFrame) -> pd.Series:
+    """One key of :data:`OUTCOME_COLORS` per row of runs.csv."""
+    labels = list(OUTCOME_COLORS)
+    choice = np.select(
+        [runs["status"] == "diverged", runs["global_optimal"], runs["rank_optimal"]],
+        [labels[3], labels[0], labels[1]],
+        default=labels[2],
+    )
+    return pd.Series(choice, index=runs.index, name="outcome")
+
+
+def start_labels(runs: pd.DataFrame) -> pd.Series:
+    """``"<init> s=<scale> r0=<rank>"``, plus ``" xi=<xi>"`` for perturbed starts."""
+    xi = np.where(runs["init_xi"] > 0, " xi=" + runs["init_xi"].astype(str), "")
+    label = runs["init"] + " s=" + runs["init_scale"].astype(str)
+    return (label + " r0=" + runs["init_rank"].astype(str) + xi).rename("start")
 
 
 def setup(context: str = "paper", dpi: int = 150) -> None:
