@@ -34,11 +34,10 @@ OUTCOME_COLORS = {
 
 def outcomes(runs: pd.DataFrame) -> pd.Series:
     """One key of :data:`OUTCOME_COLORS` per row of runs.csv."""
-    labels = list(OUTCOME_COLORS)
     choice = np.select(
         [runs["status"] == "diverged", runs["global_optimal"], runs["rank_optimal"]],
-        [labels[3], labels[0], labels[1]],
-        default=labels[2],
+        ["diverged", "global minimum", "rank-r optimum (r < target)"],
+        default="not converged / not rank-optimal",
     )
     return pd.Series(choice, index=runs.index, name="outcome")
 
