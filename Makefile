@@ -8,13 +8,16 @@ STAMP  := $(VENV)/.installed
 CFF    := .venv-cff/bin/cffconvert
 CORES  ?= 8
 FIG    ?= fig1_stepsize
+# Rules run `python` from their environment: with .venv, that is .venv/bin/python.
+export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: reproduce test lint smoke figure bench archive verify-archive clean help
+.PHONY: reproduce readme test lint smoke figure bench archive verify-archive clean help
 
 help:
 	@echo "make reproduce   set up .venv and run the full pipeline (snakemake --cores $(CORES))"
 	@echo "make test        set up .venv, lint with ruff, run the test suite"
-	@echo "make smoke       run the whole pipeline on the tiny smoke config"
+	@echo "make readme      copy the claims table of results/ into README.md (after reproduce)"
+	@echo "make smoke       run the whole pipeline on the tiny smoke config (into results/smoke)"
 	@echo "make figure FIG=fig1_stepsize   regenerate one figure and only what it needs"
 	@echo "make bench       run the engine benchmark"
 	@echo "make archive     build the deterministic archive in dist/"
@@ -28,6 +31,10 @@ $(STAMP): pyproject.toml
 
 reproduce: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
+	$(MAKE) readme
+
+readme: $(STAMP)
+	$(BIN)/python -m deeplinear.readme README.md results/tables/claims.md
 
 $(CFF):
 	$(PYTHON) -m venv .venv-cff

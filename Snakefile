@@ -1,15 +1,19 @@
 # Replication of Nguegnang, Rauhut, Terstiege, "Convergence of gradient descent for
 # learning linear neural networks" (arXiv 2108.02040).
 # Data flows one way: config -> datasets -> runs -> tables -> figures -> archive.
-from snakemake.utils import min_version, validate
+#
+# The config is config/config.yaml, or exactly the files given with --configfile (they
+# replace the default; they are never merged into it). It is validated against
+# workflow/schemas/config.schema.yaml, the only place defaults live, and turned into one
+# plan object (deeplinear.plan.Plan) that every rule reads.
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+if not workflow.overwrite_configfiles:
 
-
-validate(config, "workflow/schemas/config.schema.yaml")
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

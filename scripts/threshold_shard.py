@@ -1,15 +1,15 @@
-"""Snakemake script of rule `threshold_shard`: critical step multiples of one depth."""
+"""Snakemake script of rule `threshold_shard`: critical step multiples of one family and depth."""
 
-from deeplinear import io
-from deeplinear.data import Dataset
-from deeplinear.experiments import Settings, critical_multiples
+from deeplinear import io, plan
+from deeplinear.experiments import critical_multiples
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with io.script_log(sm.log[0], f"threshold {sm.wildcards.shard}") as say:
-    arrays = io.load_npz(sm.input.data)
-    ds = Dataset(arrays["X"], arrays["Y"])
-    table = critical_multiples(
-        sm.params.runs, ds, Settings(**sm.params.settings), **sm.params.search, progress=say
-    )
+    search = plan.Plan.from_config(sm.config).threshold
+    family = search.family_of(sm.wildcards.shard)
+    ds = io.load_dataset(sm.input.data)
+    table = critical_multiples(search.shards[sm.wildcards.shard], ds, search, progress=say)
+    table.insert(1, "family", family.label)
+    table.insert(2, "dataset", family.dataset)
     io.write_csv(table, sm.output.table)
     say(f"critical multiples: {table['critical_multiple'].round(3).tolist()}")

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplinear import claims, data, experiments, gd, grid, init, metrics, model, stats, theory
+from deeplinear import claims, data, experiments, gd, init, metrics, model, plan, stats, theory
 from deeplinear.errors import InputError
 
 
@@ -88,14 +88,14 @@ def test_claim4_checks_the_escape_exponent(depth, exponent, verdict):
 
 def test_escape_time_is_measured_on_a_real_run_and_grows_as_xi_shrinks():
     ds = data.synthetic(5, 4, 60, 4, 0.05, 1)
-    settings = experiments.Settings(time=10.0, max_iter=200_000, log_points=300)
+    settings = plan.Settings(time=10.0, max_iter=200_000, gtol=1e-9, log_points=300, base_seed=0)
     base = {
         "experiment": "e", "dataset": "d", "depth": 3, "hidden": 5, "init": "near_balanced",
         "init_scale": 0.5, "init_rank": 1, "init_spread": 0.1, "seed": 0,
         "step_rule": "constant", "tau": 100.0, "alpha": 0.0, "step_multiple": 1.0,
         "step_unit": "certified",
     }  # fmt: skip
-    runs = [base | {"init_xi": xi, "run_id": f"r{i}"} for i, xi in enumerate([0.01, 0.1])]
+    runs = [plan.Run(**base, init_xi=xi) for xi in (0.01, 0.1)]
     summary, _ = experiments.run_shard(runs, ds, settings)
     t_small, t_large = summary["escape_time"]
     assert np.isfinite(t_small) and t_small > 3 * t_large > 0
@@ -121,13 +121,16 @@ def test_zero_spread_gives_a_product_of_norm_scale_to_the_n_at_every_depth():
         assert metrics.balancedness(W) < 1e-12
 
 
-def threshold_runs(seeds: int) -> list[dict]:
-    exp = {
-        "dataset": "white", "depths": [2], "hidden_widths": [4],
-        "inits": [{"kind": "balanced", "scale": 1.0, "spread": 0.0}],
-        "step_rules": [{"schedule": "constant"}], "step_multiples": [1.0], "seeds": seeds,
+def threshold_search(seeds: int, time: float, max_iter: int, rtol: float = 0.02):
+    family = {
+        "name": "balanced", "dataset": "white", "hidden_width": 4,
+        "init": {"kind": "balanced", "scale": 1.0, "spread": 0.0},
     }  # fmt: skip
-    return grid.expand("threshold", exp)
+    config = {
+        "families": [family], "depths": [2], "seeds": seeds, "time": time,
+        "max_iter": max_iter, "gtol": 1e-6, "lo": 1.0, "hi": 1e4, "rtol": rtol,
+    }  # fmt: skip
+    return plan.ThresholdSearch.from_config(config, base_seed=0)
 
 
 def test_critical_step_is_found_at_the_edge_of_stability_of_the_balanced_minimum():
@@ -135,9 +138,8 @@ def test_critical_step_is_found_at_the_edge_of_stability_of_the_balanced_minimum
     minimizer can converge, and the bisection finds the edge within its tolerance."""
     ds = data.synthetic(4, 3, 30, 3, 0.0, 0, whiten=True)
     rtol = 0.05
-    table = experiments.critical_multiples(
-        threshold_runs(3), ds, experiments.Settings(time=20, max_iter=200_000), rtol=rtol
-    )
+    search = threshold_search(3, time=20, max_iter=200_000, rtol=rtol)
+    table = experiments.critical_multiples(search.runs, ds, search)
     ratio = table["critical_eta"] / table["eos_eta"]
     assert ratio.between(0.5, 1 + 2 * rtol).all(), ratio.tolist()
     assert (table["critical_multiple"] > 1).all()  # the certified bound is conservative
@@ -146,8 +148,7 @@ def test_critical_step_is_found_at_the_edge_of_stability_of_the_balanced_minimum
 def test_a_start_that_does_not_converge_at_the_bound_gets_no_critical_step():
     ds = data.synthetic(4, 3, 30, 3, 0.0, 0, whiten=True)
     said = []
-    table = experiments.critical_multiples(
-        threshold_runs(2), ds, experiments.Settings(time=1e-3, max_iter=10), progress=said.append
-    )
+    search = threshold_search(2, time=1e-3, max_iter=10)
+    table = experiments.critical_multiples(search.runs, ds, search, progress=said.append)
     assert table["critical_multiple"].isna().all()
     assert said == ["multiple 1: 0 of 2 starts converged within T"]

@@ -10,17 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import copy_project, snakemake
+from deeplinear import figures, gd
+from deeplinear.experiments import RUNS_COLUMNS
+from tests.conftest import ROOT, SMOKE, copy_project, snakemake
 
-RUNS_COLUMNS = (
-    "run_id experiment dataset depth widths init init_scale init_rank seed step_rule "
-    "step_multiple eta eta_bound iterations status final_loss optimal_loss final_rank "
-    "optimal_loss_at_rank rank_optimal max_weight_norm max_balance_drift bound_drift "
-    "final_grad_norm"
-).split()
-TRAJECTORY_COLUMNS = (
-    "run_id iteration loss excess_loss grad_norm product_norm max_weight_norm balance_drift rank"
-).split()
+TRAJECTORY_COLUMNS = ["run_id", *gd.TRAJECTORY_COLUMNS[1:]]
 
 pytestmark = pytest.mark.pipeline
 
@@ -29,23 +23,30 @@ def executed_rules(proc: subprocess.CompletedProcess) -> list[str]:
     return re.findall(r"^(?:local)?rule (\w+):", proc.stdout + proc.stderr, flags=re.M)
 
 
+def planned_shards(proc: subprocess.CompletedProcess) -> list[tuple[str, str]]:
+    """``(experiment, shard)`` of every train_shard job in a dry run's output."""
+    text = proc.stdout + proc.stderr
+    return re.findall(r"wildcards: experiment=([\w-]+), shard=([\w.-]+)", text)
+
+
 def test_contract_tables_have_their_columns(smoke):
-    runs = pd.read_csv(smoke / "results/tables/runs.csv")
-    assert set(RUNS_COLUMNS) <= set(runs.columns)
-    assert set(runs["status"]) <= {"converged", "diverged", "budget_exhausted"}
+    runs = pd.read_csv(smoke / SMOKE / "tables/runs.csv")
+    assert list(runs.columns) == list(RUNS_COLUMNS)
+    assert set(runs["status"]) <= set(gd.STATUSES)
     assert runs["run_id"].is_unique
-    traj = pd.read_parquet(smoke / "results/tables/trajectories.parquet")
-    assert set(TRAJECTORY_COLUMNS) <= set(traj.columns)
+    traj = pd.read_parquet(smoke / SMOKE / "tables/trajectories.parquet")
+    assert list(traj.columns) == TRAJECTORY_COLUMNS
     assert set(traj["run_id"]) == set(runs["run_id"])
-    for name in ("convergence_stats", "rank_stats", "step_thresholds"):
-        table = pd.read_csv(smoke / f"results/tables/{name}.csv")
-        assert len(table) > 0, name
-    thresholds = pd.read_csv(smoke / "results/tables/step_thresholds.csv")
-    assert {"depth", "eta_cert", "critical_eta", "eos_eta", "acgh_eta"} <= set(thresholds.columns)
+    for name in ("convergence_stats", "rank_stats", "step_thresholds", "thresholds", "claims"):
+        assert len(pd.read_csv(smoke / SMOKE / f"tables/{name}.csv")) > 0, name
+    for exp in yaml.safe_load((smoke / "config/smoke.yaml").read_text())["experiments"]:
+        part = pd.read_csv(smoke / SMOKE / f"tables/experiments/{exp}/runs.csv")
+        assert set(part["experiment"]) == {exp}
+        assert part.equals(runs[runs["experiment"] == exp].reset_index(drop=True))
 
 
 def test_within_bound_never_diverges_and_far_above_does(smoke):
-    runs = pd.read_csv(smoke / "results/tables/runs.csv")
+    runs = pd.read_csv(smoke / SMOKE / "tables/runs.csv")
     within = runs[(runs["step_multiple"] <= 1) & (runs["step_rule"] == "constant")]
     assert len(within) > 0
     assert set(within["status"]) <= {"converged", "budget_exhausted"}
@@ -56,18 +57,22 @@ def test_within_bound_never_diverges_and_far_above_does(smoke):
     assert (far["status"] == "diverged").any()
 
 
-def test_figures_are_valid_files(smoke):
-    config = yaml.safe_load((smoke / "config/smoke.yaml").read_text())
-    assert config["experiments"]
-    figures = sorted((smoke / "figures").glob("fig*"))
-    assert len(figures) == 14
-    for path in figures:
+def test_figures_are_valid_files_and_the_committed_ones_are_untouched(smoke):
+    rendered = sorted((smoke / SMOKE / "figures").glob("fig*"))
+    assert [p.name for p in rendered] == sorted(
+        f"{f.name}.{ext}" for f in figures.FIGURES for ext in ("pdf", "png")
+    )
+    for path in rendered:
         head = path.read_bytes()[:8]
         magic = b"%PDF" if path.suffix == ".pdf" else b"\x89PNG\r\n\x1a\n"
         assert head.startswith(magic), path.name
         assert path.stat().st_size > 5000, path.name
-    executed = sorted((smoke / "results/notebooks").glob("*.ipynb"))
-    assert [p.stem for p in executed] == sorted({p.stem for p in figures})
+    executed = sorted((smoke / SMOKE / "notebooks").glob("*.ipynb"))
+    assert [p.stem for p in executed] == sorted(f.name for f in figures.FIGURES)
+    for committed in (ROOT / "figures").glob("fig*"):  # the smoke run writes none of these
+        assert (smoke / "figures" / committed.name).read_bytes() == committed.read_bytes()
+    assert (smoke / "README.md").read_bytes() == (ROOT / "README.md").read_bytes()
+    assert not (smoke / "results/tables").exists()
 
 
 def test_second_run_does_nothing(smoke):
@@ -77,47 +82,67 @@ def test_second_run_does_nothing(smoke):
 
 def test_changing_one_notebook_reruns_only_that_figure(smoke):
     nb = smoke / "notebooks/fig6_threshold.ipynb"
-    nb.write_text(nb.read_text().replace("Figure 6:", "Figure 6 (edited):"))
+    nb.write_text(nb.read_text().replace("Figure 6", "Figure 6 (edited)", 1))
     proc = snakemake(smoke, "--configfile", "config/smoke.yaml")
     assert [r for r in executed_rules(proc) if r != "all"] == ["figure_fig6_threshold"]
 
 
 def test_report_renders(smoke):
-    snakemake(smoke, "--configfile", "config/smoke.yaml", "--report", "results/report.html")
-    html = (smoke / "results/report.html").read_text(errors="replace")
+    snakemake(smoke, "--report", "report.html", "--configfile", "config/smoke.yaml")
+    html = (smoke / "report.html").read_text(errors="replace")
     assert "fig1_stepsize" in html
 
 
-def bad_config(tmp_path: Path, edit) -> tuple[Path, subprocess.CompletedProcess]:
+def test_every_rule_leaves_a_benchmark_file(smoke):
+    bench = smoke / SMOKE / "benchmarks"
+    assert (bench / "aggregate_study.tsv").exists()
+    assert len(list((bench / "train_shard").rglob("*.tsv"))) >= 10
+    assert len(list((bench / "figures").glob("*.tsv"))) == len(figures.FIGURES)
+
+
+@pytest.mark.parametrize("fig", figures.FIGURES, ids=lambda f: f.name)
+def test_one_figure_plans_only_the_shards_of_its_experiments(tmp_path, fig):
+    work = copy_project(tmp_path)
+    target = f"{SMOKE}/figures/{fig.name}.pdf"
+    proc = snakemake(work, "-n", target, "--configfile", "config/smoke.yaml")
+    shards = planned_shards(proc)
+    assert {exp for exp, _ in shards} == set(fig.experiments.values())
+    threshold = "rule threshold_shard" in proc.stdout + proc.stderr
+    assert threshold == any(t in ("thresholds", "step_thresholds") for t in fig.tables)
+
+
+def test_a_new_step_multiple_reruns_only_its_new_shards(smoke, tmp_path):
+    cfg = yaml.safe_load((smoke / "config/smoke.yaml").read_text())
+    cfg["experiments"]["stepsize"]["step_multiples"].append(3)
+    (smoke / "config/more.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(smoke, "-n", "--configfile", "config/more.yaml")
+    shards = planned_shards(proc)
+    depths = cfg["experiments"]["stepsize"]["depths"]
+    assert sorted(shards) == sorted(("stepsize", f"N{d}-h5-m3-s00") for d in depths)
+    assert len(proc.stdout + proc.stderr) < 20_000  # params are digests, not run lists
+
+
+def bad_config(tmp_path: Path, edit) -> subprocess.CompletedProcess:
     workdir = copy_project(tmp_path)
     cfg = yaml.safe_load((workdir / "config/smoke.yaml").read_text())
     edit(cfg)
     (workdir / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     proc = snakemake(workdir, "--configfile", "config/bad.yaml", check=False)
     assert proc.returncode != 0
-    assert not (workdir / "results/runs").exists(), "training started despite a bad config"
-    return workdir, proc
+    assert not (workdir / SMOKE).exists(), "a job ran despite a bad config"
+    assert "Traceback" not in proc.stdout + proc.stderr
+    return proc
 
 
 @pytest.mark.parametrize(
     ("edit", "expected"),
     [
         (lambda c: c["experiments"]["stepsize"].update(stepsizes=[1]), "stepsizes"),
-        (lambda c: c["experiments"]["stepsize"].update(step_multiples=[-1, 1]), "step_multiples"),
-        (lambda c: c["experiments"]["depth"].update(depths=[0, 2]), "depths"),
         (lambda c: c["experiments"]["depth"].update(dataset="nope"), "experiments.depth.dataset"),
+        (lambda c: c["datasets"]["synthetic"].update(d_x=5, m=3), "datasets.synthetic"),
     ],
-    ids=["unknown-key", "negative-multiple", "depth-zero", "unknown-dataset"],
+    ids=["unknown-key", "unknown-dataset", "rank-deficient-data"],
 )
-def test_bad_config_fails_before_training(tmp_path, edit, expected):
-    _, proc = bad_config(tmp_path, edit)
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, expected):
+    proc = bad_config(tmp_path, edit)
     assert expected in proc.stdout + proc.stderr
-
-
-def test_rank_deficient_dataset_fails_before_training(tmp_path):
-    def edit(cfg):  # m < d_x: X X^T cannot have full rank
-        cfg["datasets"]["synthetic"].update(d_x=5, m=3)
-
-    _, proc = bad_config(tmp_path, edit)
-    message = proc.stdout + proc.stderr
-    assert "datasets.synthetic" in message and "condition number" in message

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_project, snakemake
+from tests.conftest import SMOKE, copy_project, snakemake
 
 pytestmark = pytest.mark.pipeline
 
-TABLES = ["results/tables/runs.csv", "results/tables/trajectories.parquet"]
+TABLES = [f"{SMOKE}/tables/runs.csv", f"{SMOKE}/tables/trajectories.parquet"]
 
 
 def same_bytes(a: Path, b: Path) -> None:
@@ -39,7 +39,7 @@ def test_sigkill_during_training_then_rerun_gives_identical_tables(smoke, tmp_pa
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    runs = work / "results/runs"
+    runs = work / SMOKE / "runs"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(list(runs.glob("*/*.summary.csv"))) < 3:
         time.sleep(0.05)
@@ -47,7 +47,7 @@ def test_sigkill_during_training_then_rerun_gives_identical_tables(smoke, tmp_pa
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert killed_with >= 3, "training never started"
-    assert not (work / "results/tables/runs.csv").exists(), "killed too late: nothing interrupted"
+    assert not (work / TABLES[0]).exists(), "killed too late: nothing interrupted"
     # A hard kill leaves Snakemake's lock behind: release it, then simply rerun.
     snakemake(work, "--unlock", "--configfile", "config/smoke.yaml")
     snakemake(work, *TABLES, "--configfile", "config/smoke.yaml")

@@ -1,61 +1,81 @@
-"""Running the grid: one shard of runs through the engine, and the critical step search.
+"""Running the plan: one shard of runs through the engine, and the critical step search.
 
-These functions turn plan rows (:mod:`deeplinear.grid`) and a dataset into the tables of
-pipeline.md ("Output contracts"). They hold no file I/O: the workflow scripts do that.
+These functions turn runs of the plan (:mod:`deeplinear.plan`) and a dataset into the
+tables of pipeline.md ("Output contracts"). They hold no file I/O: the workflow scripts do.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from deeplinear import gd, grid, init, metrics, model, theory
+from deeplinear import gd, init, metrics, model, theory
 from deeplinear.data import Dataset
+from deeplinear.errors import InputError
 from deeplinear.model import Problem
+from deeplinear.plan import Run, Settings, ThresholdSearch
+
+#: Columns of ``runs.csv``, in order (pipeline.md, "Output contracts"): one row per run.
+RUNS_COLUMNS = (
+    "run_id",
+    "experiment",
+    "dataset",
+    "depth",
+    "widths",
+    "init",
+    "init_scale",
+    "init_rank",
+    "init_xi",
+    "init_spread",
+    "seed",
+    "step_rule",
+    "step_multiple",
+    "eta",
+    "eta_bound",
+    "iterations",
+    "status",
+    "initial_loss",
+    "eps0",
+    "delta0",
+    "final_loss",
+    "optimal_loss",
+    "final_rank",
+    "target_rank",
+    "optimal_loss_at_rank",
+    "rank_optimal",
+    "global_optimal",
+    "max_weight_norm",
+    "max_balance_drift",
+    "bound_drift",
+    "bound_weight_norm",
+    "decrease_failures",
+    "final_grad_norm",
+    "escape_level",
+    "escape_time",
+)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Budget and tolerances of an experiment (config keys of the same names).
-
-    ``time`` is the gradient-flow time ``T``: a run with step ``eta`` gets
-    ``min(ceil(T / eta), max_iter)`` iterations (theory.md 12).
-    """
-
-    time: float
-    max_iter: int
-    gtol: float = 1e-9
-    log_points: int = 200
-    base_seed: int = 0
-
-
-def widths_of(run: dict, ds: Dataset) -> list[int]:
+def widths_of(run: Run, ds: Dataset) -> list[int]:
     """``[d_x, hidden, ..., hidden, d_y]`` for the run's depth."""
     return [ds.X.shape[0]] + [run["hidden"]] * (run["depth"] - 1) + [ds.Y.shape[0]]
 
 
-def initial_weights(run: dict, widths: Sequence[int], base_seed: int) -> list[np.ndarray]:
-    """The run's start, from its own seed (:func:`deeplinear.grid.init_seed`)."""
+def initial_weights(run: Run, widths: Sequence[int], base_seed: int) -> list[np.ndarray]:
+    """The run's start, from its own seed (:meth:`deeplinear.plan.Run.init_seed`)."""
     options = {}
     if run["init"] in ("balanced", "near_balanced"):
         options["rank"] = run["init_rank"]
         options["spread"] = run["init_spread"]
     if run["init"] == "near_balanced":
         options["xi"] = run["init_xi"]
-    rng = np.random.default_rng(grid.init_seed(run, base_seed))
+    rng = np.random.default_rng(run.init_seed(base_seed))
     return init.make(run["init"], widths, run["init_scale"], rng, **options)
 
 
-def budget(eta: float, settings: Settings) -> int:
-    """Iterations for gradient-flow time ``T``: ``min(ceil(T / eta), max_iter)``."""
-    return int(min(math.ceil(settings.time / eta), settings.max_iter))
-
-
-def starts_and_bounds(runs: Sequence[dict], ds: Dataset, settings: Settings):
+def starts_and_bounds(runs: Sequence[Run], ds: Dataset, settings: Settings):
     """``(problem, widths, stacked starts, certified StepBound per run)`` of one shard."""
     prob = model.precompute(ds.X, ds.Y)
     widths = widths_of(runs[0], ds)
@@ -65,7 +85,7 @@ def starts_and_bounds(runs: Sequence[dict], ds: Dataset, settings: Settings):
 
 
 def run_shard(
-    runs: Sequence[dict],
+    runs: Sequence[Run],
     ds: Dataset,
     settings: Settings,
     progress: Callable[[int, int], None] | None = None,
@@ -87,10 +107,10 @@ def run_shard(
         ds.Y,
         starts,
         eta,
-        [budget(e, settings) for e in eta],
-        schedule=[run["step_rule"] for run in runs],
-        tau=[run["tau"] for run in runs],
-        alpha=[run["alpha"] if run["step_rule"] == "decreasing" else 0.5 for run in runs],
+        [settings.budget(e) for e in eta],
+        schedule=[run.step_rule for run in runs],
+        tau=[run.tau for run in runs],
+        alpha=[run.alpha for run in runs],
         gtol=settings.gtol,
         log_points=settings.log_points,
         problem=prob,
@@ -159,7 +179,7 @@ def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) ->
                 "escape_time": escape,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
 def _escape(run: dict, eta: float, losses: np.ndarray, target: int, logged) -> tuple[float, float]:
@@ -169,29 +189,26 @@ def _escape(run: dict, eta: float, losses: np.ndarray, target: int, logged) -> t
     if run["init"] not in ("balanced", "near_balanced") or r0 is None or r0 >= target:
         return math.nan, math.nan
     level = theory.escape_level(losses, int(r0))
-    alpha = run["alpha"] if run["step_rule"] == "decreasing" else 0.0
-    times = gd.flow_time(eta, alpha, run["tau"], logged["iteration"].to_numpy())
+    times = gd.flow_time(eta, run.alpha, run.tau, logged["iteration"].to_numpy())
     return level, metrics.first_passage(times, logged["loss"].to_numpy(), level)
 
 
 def critical_multiples(
-    runs: Sequence[dict],
+    runs: Sequence[Run],
     ds: Dataset,
-    settings: Settings,
-    lo: float = 1.0,
-    hi: float = 1e4,
-    rtol: float = 0.02,
+    search: ThresholdSearch,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Largest constant step multiple of ``eta_cert`` that still converges, per run.
 
-    Bisection on ``log(multiple)`` between ``lo`` and ``hi`` for all runs at once (one
-    batch per probe) until ``hi / lo <= 1 + rtol``. A probe succeeds when the run ends
-    ``converged`` within its budget ``min(ceil(T / eta), max_iter)``. A start that does
+    Bisection on ``log(multiple)`` between ``search.lo`` and ``search.hi`` for all runs at
+    once (one batch per probe) until ``hi / lo <= 1 + search.rtol``. A probe succeeds when
+    the run ends ``converged`` within its budget ``min(ceil(T / eta), max_iter)``. A start that does
     not converge at ``lo`` itself (at the certified bound this means gradient-flow time
     ``T`` was too short for it, not a step too large) gets NaN: a smaller step only
     buys the same time ``T`` at a higher price.
     """
+    settings, lo, hi, rtol = search.settings, search.lo, search.hi, search.rtol
     prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
     eta_cert = np.array([b.eta for b in bounds])
     B = len(runs)
@@ -200,7 +217,7 @@ def critical_multiples(
     def converges(multiple: np.ndarray) -> np.ndarray:
         eta = multiple * eta_cert
         res = gd.run(
-            ds.X, ds.Y, starts, eta, [budget(e, settings) for e in eta],
+            ds.X, ds.Y, starts, eta, [settings.budget(e) for e in eta],
             gtol=settings.gtol, log_points=2, problem=prob,
         )  # fmt: skip
         return res.status == gd.CONVERGED
@@ -253,3 +270,39 @@ def acgh_reference_start(prob: Problem, widths: Sequence[int]) -> list[np.ndarra
     theta = s[-1] / (2 * np.linalg.norm(prob.P_star))
     N = len(widths) - 1
     return [(1 - theta) ** (1 / N) * Wj for Wj in theory.balanced_minimizer(prob, widths)]
+
+
+def check_shard(table: pd.DataFrame, expected: Sequence[str], source: str) -> None:
+    """Raise :class:`InputError` naming ``source`` unless ``table`` holds exactly the runs
+    ``expected`` (the shard's plan), each once."""
+    ids = table["run_id"]
+    problems = []
+    duplicated = sorted(set(ids[ids.duplicated()]))
+    missing = sorted(set(expected) - set(ids))
+    extra = sorted(set(ids) - set(expected))
+    for what, found in (("missing", missing), ("unexpected", extra), ("duplicated", duplicated)):
+        if found:
+            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
+            problems.append(f"{len(found)} {what} run(s) ({shown})")
+    if problems:
+        raise InputError(
+            f"{source} does not match the plan of its shard: {'; '.join(problems)}. "
+            f"Rebuild it with: snakemake --force {source}"
+        )
+
+
+def collect(
+    tables: Mapping[str, pd.DataFrame], plan_ids: Mapping[str, Sequence[str]]
+) -> pd.DataFrame:
+    """Shard tables (``source -> table``) concatenated and sorted by ``run_id``, each checked
+    against the run ids its shard's plan holds (``source -> ids``)."""
+    for source, table in tables.items():
+        check_shard(table, plan_ids[source], source)
+    out = pd.concat(list(tables.values()), ignore_index=True)
+    return out.sort_values("run_id", kind="stable", ignore_index=True)
+
+
+def collect_trajectories(tables) -> pd.DataFrame:
+    """Trajectory tables concatenated and sorted by ``run_id`` and ``iteration``."""
+    out = pd.concat(list(tables), ignore_index=True)
+    return out.sort_values(["run_id", "iteration"], kind="stable", ignore_index=True)

@@ -107,3 +107,36 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Arrays of an ``.npz`` written by :func:`save_npz`."""
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
+
+
+def load_dataset(path: str | os.PathLike):
+    """The :class:`~deeplinear.data.Dataset` saved by the workflow's ``dataset`` rule; an
+    unreadable file raises :class:`~deeplinear.errors.InputError` naming it and the fix."""
+    from deeplinear.data import Dataset
+    from deeplinear.errors import InputError
+
+    try:
+        arrays = load_npz(path)
+        return Dataset(arrays["X"], arrays["Y"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
+        raise InputError(
+            f"dataset file {path} is unreadable ({type(err).__name__}: {err}); "
+            f"rebuild it with: snakemake --force {path}"
+        ) from None
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """A CSV or Parquet result table; an unreadable file raises
+    :class:`~deeplinear.errors.InputError` naming it and the command that rebuilds it."""
+    from deeplinear.errors import InputError
+
+    path = Path(path)
+    try:
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except Exception as err:  # pyarrow, pandas and OS errors alike: name the file
+        raise InputError(
+            f"table {path} is unreadable ({type(err).__name__}: {err}); "
+            f"rebuild it with: snakemake --force {path}"
+        ) from None

@@ -1,57 +1,83 @@
-rule aggregate_runs:
-    """All shards -> runs.csv, trajectories.parquet and the aggregates the figures plot."""
+rule aggregate_experiment:
+    """One experiment's shards -> its runs, trajectories and aggregates, checked against the
+    plan (every planned run exactly once, nothing else)."""
     input:
-        summaries=[
-            f"results/runs/{exp}/{shard}.summary.csv" for exp in SHARDS for shard in SHARDS[exp]
-        ],
-        trajectories=[
-            f"results/runs/{exp}/{shard}.parquet" for exp in SHARDS for shard in SHARDS[exp]
-        ],
+        summaries=lambda wc: shard_files(wc.experiment, "summary.csv"),
+        trajectories=lambda wc: shard_files(wc.experiment, "parquet"),
     output:
-        runs="results/tables/runs.csv",
-        trajectories="results/tables/trajectories.parquet",
-        convergence="results/tables/convergence_stats.csv",
-        ranks="results/tables/rank_stats.csv",
-        escape="results/tables/escape_scaling.csv",
+        runs=f"{TABLES}/experiments/{{experiment}}/runs.csv",
+        trajectories=f"{TABLES}/experiments/{{experiment}}/trajectories.parquet",
+        convergence=f"{TABLES}/experiments/{{experiment}}/convergence_stats.csv",
+        ranks=f"{TABLES}/experiments/{{experiment}}/rank_stats.csv",
+        escape=f"{TABLES}/experiments/{{experiment}}/escape_scaling.csv",
     conda:
         ENV
     log:
-        "results/logs/aggregate/runs.log",
+        f"{RESULTS}/logs/aggregate/{{experiment}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/aggregate_experiment/{{experiment}}.tsv"
+    wildcard_constraints:
+        experiment="|".join(map(re.escape, PLAN.experiments)),
+    script:
+        "../../scripts/aggregate_experiment.py"
+
+
+rule aggregate_study:
+    """Every experiment's tables -> the study-wide runs, trajectories and aggregates."""
+    input:
+        runs=[experiment_table(exp, "runs") for exp in PLAN.experiments],
+        trajectories=[experiment_table(exp, "trajectories") for exp in PLAN.experiments],
+    output:
+        runs=study_table("runs"),
+        trajectories=study_table("trajectories"),
+        convergence=study_table("convergence_stats"),
+        ranks=study_table("rank_stats"),
+        escape=study_table("escape_scaling"),
+    conda:
+        ENV
+    log:
+        f"{RESULTS}/logs/aggregate/study.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/aggregate_study.tsv"
     resources:
         mem_mb=4000,
     script:
-        "../../scripts/aggregate.py"
+        "../../scripts/aggregate_study.py"
 
 
 rule aggregate_thresholds:
-    """Per depth: certified bound, critical step, 2/sharpness and the ACGH bound."""
+    """Threshold search: one row per start, and per family and depth the median certified
+    bound, critical step, 2/sharpness and ACGH bound."""
     input:
-        tables=[f"results/thresholds/{shard}.csv" for shard in THRESHOLD_SHARDS],
+        tables=[f"{RESULTS}/thresholds/{shard}.csv" for shard in PLAN.threshold.shards],
     output:
-        table="results/tables/step_thresholds.csv",
+        starts=study_table("thresholds"),
+        table=study_table("step_thresholds"),
     conda:
         ENV
     log:
-        "results/logs/aggregate/thresholds.log",
+        f"{RESULTS}/logs/aggregate/thresholds.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/aggregate_thresholds.tsv"
     script:
         "../../scripts/step_thresholds.py"
 
 
 rule claims:
     """Verdict on each of the paper's five claims by the documented rules of
-    deeplinear.claims; the Markdown version is copied into the README's Results section."""
+    deeplinear.claims. `make readme` copies the Markdown into the README."""
     input:
-        runs="results/tables/runs.csv",
-        thresholds="results/tables/step_thresholds.csv",
-        escape="results/tables/escape_scaling.csv",
+        runs=study_table("runs"),
+        thresholds=study_table("thresholds"),
+        escape=study_table("escape_scaling"),
     output:
-        table="results/tables/claims.csv",
-        markdown="results/tables/claims.md",
-    params:
-        readme="README.md",
+        table=study_table("claims"),
+        markdown=f"{TABLES}/claims.md",
     conda:
         ENV
     log:
-        "results/logs/aggregate/claims.log",
+        f"{RESULTS}/logs/aggregate/claims.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/claims.tsv"
     script:
         "../../scripts/claims.py"

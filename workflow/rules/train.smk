@@ -1,39 +1,43 @@
 rule train_shard:
-    """A shard: runs sharing depth and widths, one batch through the GD engine."""
+    """A shard: runs sharing depth, width, step multiple and a block of seeds, as one batch
+    through the GD engine. Its params are a digest of its runs and settings (PLAN)."""
     input:
-        data=lambda wc: f"results/data/{config['experiments'][wc.experiment]['dataset']}.npz",
+        data=lambda wc: dataset_file(PLAN.experiments[wc.experiment].dataset),
     output:
-        trajectories="results/runs/{experiment}/{shard}.parquet",
-        summary="results/runs/{experiment}/{shard}.summary.csv",
+        trajectories=f"{RESULTS}/runs/{{experiment}}/{{shard}}.parquet",
+        summary=f"{RESULTS}/runs/{{experiment}}/{{shard}}.summary.csv",
     params:
-        runs=lambda wc: SHARDS[wc.experiment][wc.shard],
-        settings=lambda wc: settings_of(config["experiments"][wc.experiment]),
+        digest=lambda wc: PLAN.experiments[wc.experiment].shard_digest(wc.shard),
     conda:
         ENV
     log:
-        "results/logs/train/{experiment}/{shard}.log",
+        f"{RESULTS}/logs/train/{{experiment}}/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train_shard/{{experiment}}/{{shard}}.tsv"
+    wildcard_constraints:
+        experiment="|".join(map(re.escape, PLAN.experiments)),
     threads: 1
     resources:
-        runtime=lambda wc: 10 + len(SHARDS[wc.experiment][wc.shard]) // 4,
+        runtime=lambda wc: 10 + len(PLAN.experiments[wc.experiment].shards[wc.shard]) // 4,
         mem_mb=2000,
     script:
         "../../scripts/train_shard.py"
 
 
 rule threshold_shard:
-    """Critical step multiple by bisection for the starts of one depth and width."""
+    """Critical step multiple by bisection for the starts of one family and depth."""
     input:
-        data=f"results/data/{config['threshold_search']['dataset']}.npz",
+        data=lambda wc: dataset_file(PLAN.threshold.family_of(wc.shard).dataset),
     output:
-        table="results/thresholds/{shard}.csv",
+        table=f"{RESULTS}/thresholds/{{shard}}.csv",
     params:
-        runs=lambda wc: THRESHOLD_SHARDS[wc.shard],
-        settings=settings_of(THRESHOLD_SEARCH) | {"gtol": THRESHOLD_SEARCH.get("gtol", 1e-6)},
-        search={k: THRESHOLD_SEARCH.get(k, v) for k, v in (("lo", 1.0), ("hi", 1e4), ("rtol", 0.02))},
+        digest=lambda wc: PLAN.threshold.shard_digest(wc.shard),
     conda:
         ENV
     log:
-        "results/logs/thresholds/{shard}.log",
+        f"{RESULTS}/logs/thresholds/{{shard}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/threshold_shard/{{shard}}.tsv"
     threads: 1
     resources:
         runtime=30,

@@ -1,15 +1,14 @@
-"""Snakemake script of rule `aggregate_runs`: concatenate shards, compute aggregates."""
+"""Snakemake script of rule `aggregate_study`: the study-wide tables from every experiment's."""
 
 import pandas as pd
 
-from deeplinear import io, stats
+from deeplinear import experiments, io, stats
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
-with io.script_log(sm.log[0], "aggregate runs") as say:
-    runs = pd.concat([pd.read_csv(p) for p in sm.input.summaries], ignore_index=True)
+with io.script_log(sm.log[0], "aggregate study") as say:
+    runs = pd.concat([io.read_table(p) for p in sm.input.runs], ignore_index=True)
     runs = runs.sort_values("run_id", kind="stable", ignore_index=True)
-    traj = pd.concat([pd.read_parquet(p) for p in sm.input.trajectories], ignore_index=True)
-    traj = traj.sort_values(["run_id", "iteration"], kind="stable", ignore_index=True)
+    traj = experiments.collect_trajectories(io.read_table(p) for p in sm.input.trajectories)
     io.write_csv(runs, sm.output.runs)
     io.write_parquet(traj, sm.output.trajectories)
     io.write_csv(stats.convergence_stats(runs), sm.output.convergence)

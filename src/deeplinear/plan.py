@@ -1,0 +1,389 @@
+"""The plan of the study: the validated config as typed, frozen objects (pipeline.md, "Plan").
+
+:func:`load` validates a config against ``workflow/schemas/config.schema.yaml`` and fills the
+schema's defaults (the only place defaults live); :class:`Plan` turns it into experiments
+and the threshold search, each a tuple of :class:`Run` grouped in shards. The workflow, the
+scripts and the library read experiment settings from these objects and nowhere else.
+
+A *run* is one GD trajectory: dataset x depth x hidden width x init x step rule x step
+multiple x seed. Seeds derive from the run's own description (``numpy.random.SeedSequence``
+fed with a hash of it), so a rerun is bitwise identical and a cell never depends on which
+other cells exist. The step size is not part of the init's seed: runs that differ only in
+their step share the same start, which makes step-size comparisons paired.
+
+A *shard* (one Snakemake job, one engine batch) holds the runs of one depth, hidden width
+and step multiple and one block of ``shard_seeds`` consecutive seeds, so adding a seed or a
+step multiple adds shards and leaves every existing shard as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deeplinear.errors import InputError
+
+#: Keys of a run that fix its initial weights (and hence its seed).
+INIT_KEYS = (
+    "dataset", "depth", "hidden", "init", "init_scale", "init_rank", "init_xi", "init_spread",
+    "seed",
+)  # fmt: skip
+
+#: Run fields of options a start or step rule does not have (a gaussian start has no
+#: spread, a constant step no tau): fixed values, so that run ids never change.
+UNUSED = {"init_xi": 0.0, "init_spread": 0.1, "tau": 100.0, "alpha": 0.0}
+
+
+def digest(obj: Any) -> str:
+    """SHA-256 of the canonical JSON of ``obj`` (hex)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def _number(x: float) -> str:
+    """Shortest exact decimal text of a float, for shard names (``0.5``, ``1024``)."""
+    return np.format_float_positional(float(x), trim="-")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One GD trajectory of the plan; ``run_id`` is the experiment and a hash of the rest.
+
+    ``alpha`` is the decay exponent of a decreasing schedule and 0 for a constant step
+    (theory.md 11); ``init_rank`` is ``None`` for a start of full (bottleneck) rank.
+    """
+
+    experiment: str
+    dataset: str
+    depth: int
+    hidden: int
+    init: str
+    init_scale: float
+    init_rank: int | None
+    init_xi: float
+    init_spread: float
+    seed: int
+    step_rule: str
+    tau: float
+    alpha: float
+    step_multiple: float
+    step_unit: str
+    run_id: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            object.__setattr__(self, "run_id", f"{self.experiment}-{digest(self.key())[:12]}")
+
+    def key(self) -> dict[str, Any]:
+        """The run's description without its id (what ``run_id`` hashes)."""
+        d = asdict(self)
+        del d["run_id"]
+        return d
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def __getitem__(self, name: str) -> Any:  # runs read like the rows they become
+        return getattr(self, name)
+
+    def init_seed(self, base_seed: int) -> np.random.SeedSequence:
+        """The seed of the run's initial weights: a function of :data:`INIT_KEYS` only."""
+        key = {k: getattr(self, k) for k in INIT_KEYS}
+        return np.random.SeedSequence([base_seed, int(digest(key)[:16], 16)])
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Budget and tolerances shared by the runs of an experiment (theory.md 12).
+
+    A run with step ``eta`` gets ``min(ceil(time / eta), max_iter)`` iterations.
+    """
+
+    time: float
+    max_iter: int
+    gtol: float
+    log_points: int
+    base_seed: int
+
+    def budget(self, eta: float) -> int:
+        """Iterations for gradient-flow time ``T``: ``min(ceil(T / eta), max_iter)``."""
+        return int(min(math.ceil(self.time / eta), self.max_iter))
+
+    def capped(self, eta: float) -> bool:
+        """Whether ``max_iter`` cuts the run short of gradient-flow time ``T``."""
+        return math.ceil(self.time / eta) > self.max_iter
+
+
+def _init_fields(ini: Mapping[str, Any]) -> dict[str, Any]:
+    """Run fields of a validated ``inits`` entry (kind-specific defaults come from the schema)."""
+    return {
+        "init": ini["kind"],
+        "init_scale": float(ini["scale"]),
+        "init_rank": ini.get("rank"),
+        "init_xi": float(ini.get("xi", UNUSED["init_xi"])),
+        "init_spread": float(ini.get("spread", UNUSED["init_spread"])),
+    }
+
+
+def _step_fields(rule: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "step_rule": rule["schedule"],
+        "tau": float(rule.get("tau", UNUSED["tau"])),
+        "alpha": float(rule.get("alpha", UNUSED["alpha"])),
+    }
+
+
+def _shards(runs: list[Run], shard_seeds: int) -> dict[str, tuple[Run, ...]]:
+    """Runs grouped by depth, width, step multiple and seed block, in plan order."""
+    groups: dict[tuple, list[Run]] = {}
+    for run in runs:
+        key = (run.depth, run.hidden, run.step_multiple, run.seed // shard_seeds)
+        groups.setdefault(key, []).append(run)
+    out = {}
+    for (depth, hidden, multiple, block), members in sorted(groups.items()):
+        name = f"N{depth}-h{hidden}-m{_number(multiple)}-s{block * shard_seeds:02d}"
+        out[name] = tuple(members)
+    return out
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A grid of runs (config key ``experiments.<name>``) and its shards."""
+
+    name: str
+    dataset: str
+    settings: Settings
+    runs: tuple[Run, ...]
+    shards: Mapping[str, tuple[Run, ...]]
+
+    @classmethod
+    def from_config(cls, name: str, exp: Mapping[str, Any], base_seed: int) -> Experiment:
+        cells = itertools.product(
+            exp["depths"],
+            exp["hidden_widths"],
+            exp["inits"],
+            exp["step_rules"],
+            exp["step_multiples"],
+            range(exp["seeds"]),
+        )
+        runs = [
+            Run(
+                experiment=name,
+                dataset=exp["dataset"],
+                depth=int(depth),
+                hidden=int(hidden),
+                **_init_fields(ini),
+                seed=seed,
+                **_step_fields(rule),
+                step_multiple=float(multiple),
+                step_unit=exp["step_unit"],
+            )
+            for depth, hidden, ini, rule, multiple, seed in cells
+        ]
+        settings = Settings(exp["time"], exp["max_iter"], exp["gtol"], exp["log_points"], base_seed)
+        return cls(name, exp["dataset"], settings, tuple(runs), _shards(runs, exp["shard_seeds"]))
+
+    def shard_digest(self, shard: str) -> str:
+        """Short hash of a shard's runs and settings: what its job's rerun depends on."""
+        return digest([[r.run_id for r in self.shards[shard]], asdict(self.settings)])[:16]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A kind of start on one dataset whose critical step the threshold search measures."""
+
+    label: str
+    dataset: str
+    hidden: int
+    init: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class ThresholdSearch:
+    """Bisection for the largest converging constant step, per family and depth.
+
+    Between multiples ``lo`` and ``hi`` of each start's certified step, to relative precision
+    ``rtol``; a probe succeeds when the run converges (``settings.gtol``) within its budget.
+    """
+
+    families: tuple[Family, ...]
+    settings: Settings
+    lo: float
+    hi: float
+    rtol: float
+    runs: tuple[Run, ...]
+    shards: Mapping[str, tuple[Run, ...]]
+
+    @classmethod
+    def from_config(cls, ts: Mapping[str, Any], base_seed: int) -> ThresholdSearch:
+        families, runs, shards = [], [], {}
+        for i, fam in enumerate(ts["families"]):
+            family = Family(
+                fam.get("name") or f"family {i}", fam["dataset"], fam["hidden_width"], fam["init"]
+            )
+            families.append(family)
+            for depth in ts["depths"]:
+                members = tuple(
+                    Run(
+                        experiment="threshold",
+                        dataset=family.dataset,
+                        depth=int(depth),
+                        hidden=int(family.hidden),
+                        **_init_fields(family.init),
+                        seed=seed,
+                        **_step_fields({"schedule": "constant"}),
+                        step_multiple=1.0,
+                        step_unit="certified",
+                    )
+                    for seed in range(ts["seeds"])
+                )
+                runs.extend(members)
+                shards[f"F{i:02d}-N{depth}"] = members
+        settings = Settings(ts["time"], ts["max_iter"], ts["gtol"], 2, base_seed)
+        return cls(tuple(families), settings, ts["lo"], ts["hi"], ts["rtol"], tuple(runs), shards)
+
+    def family_of(self, shard: str) -> Family:
+        return self.families[int(shard.split("-")[0][1:])]
+
+    def shard_digest(self, shard: str) -> str:
+        search = [self.lo, self.hi, self.rtol, asdict(self.settings)]
+        return digest([[r.run_id for r in self.shards[shard]], search])[:16]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the config defines, checked across fields."""
+
+    seed: int
+    datasets: Mapping[str, Mapping[str, Any]]
+    experiments: Mapping[str, Experiment]
+    threshold: ThresholdSearch
+    figures: Mapping[str, Any]
+    results_dir: str
+    figures_dir: str
+
+    @classmethod
+    def from_config(
+        cls, cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]] | None = None
+    ) -> Plan:
+        """The plan of a validated config (defaults filled); cross-field errors name the key.
+
+        ``dims`` maps dataset names to ``(d_x, d_y)`` where known (they bound the rank of a
+        start together with the hidden widths).
+        """
+        check(cfg, dims or {})
+        seed = cfg["seed"]
+        experiments = {
+            name: Experiment.from_config(name, exp, seed)
+            for name, exp in cfg["experiments"].items()
+        }
+        return cls(
+            seed=seed,
+            datasets=cfg["datasets"],
+            experiments=experiments,
+            threshold=ThresholdSearch.from_config(cfg["threshold_search"], seed),
+            figures=cfg["figures"],
+            results_dir=cfg["results_dir"],
+            figures_dir=cfg["figures_dir"],
+        )
+
+    def run_ids(self, experiment: str) -> list[str]:
+        return [r.run_id for r in self.experiments[experiment].runs]
+
+
+def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
+    """Checks across fields that the schema cannot express; each error names the config key.
+
+    Every dataset an experiment or threshold family names exists; the product rank of a
+    balanced start is at most its bottleneck width; the threshold search has ``lo < hi``.
+    """
+    from deeplinear.figures import needed_experiments
+
+    missing = sorted(needed_experiments() - set(cfg["experiments"]))
+    if missing:
+        raise InputError(f"config key experiments: the figures need experiments {missing}")
+    datasets = cfg["datasets"]
+    where = [
+        (f"experiments.{name}", exp["dataset"], exp["inits"], exp["hidden_widths"])
+        for name, exp in cfg["experiments"].items()
+    ]
+    where += [
+        (f"threshold_search.families[{i}]", f["dataset"], [f["init"]], [f["hidden_width"]])
+        for i, f in enumerate(cfg["threshold_search"]["families"])
+    ]
+    for key, dataset, inits, hidden_widths in where:
+        if dataset not in datasets:
+            raise InputError(
+                f"config key {key}.dataset: unknown dataset {dataset!r}; "
+                f"defined datasets: {sorted(datasets)}"
+            )
+        bottleneck = min([*hidden_widths, *dims.get(dataset, ())])
+        for i, ini in enumerate(inits):
+            rank = ini.get("rank")
+            if rank is not None and rank > bottleneck:
+                raise InputError(
+                    f"config key {key}.inits[{i}].rank: product rank {rank} exceeds the "
+                    f"bottleneck width {bottleneck} (hidden widths and dataset {dataset!r})"
+                )
+    ts = cfg["threshold_search"]
+    if not ts["lo"] < ts["hi"]:
+        raise InputError(
+            f"config key threshold_search.lo: the search needs lo < hi, got lo = {ts['lo']} "
+            f"and hi = {ts['hi']}"
+        )
+
+
+def load(path: str | Path, schema: str | Path) -> dict[str, Any]:
+    """Read a YAML config, validate it against ``schema`` and fill the schema's defaults."""
+    import yaml
+
+    text = Path(path).read_text()
+    try:
+        cfg = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InputError(f"config file {path}: {err}") from None
+    validate(cfg, schema)
+    return cfg
+
+
+def validate(cfg: Any, schema: str | Path) -> None:
+    """Validate ``cfg`` in place against the JSON schema (YAML) and fill its defaults.
+
+    Raises :class:`InputError` naming the config key of the first problem.
+    """
+    import jsonschema
+    import yaml
+
+    spec = yaml.safe_load(Path(schema).read_text())
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, sch):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub:
+                    instance.setdefault(name, sub["default"])
+        yield from validate_properties(validator, properties, instance, sch)
+
+    Validator = jsonschema.validators.extend(base, {"properties": set_defaults})
+    error = jsonschema.exceptions.best_match(Validator(spec).iter_errors(cfg))
+    if error is not None:
+        message = error.message
+        if error.validator == "not" and "description" in error.schema:
+            message = f"{error.schema['description']} (got {error.instance})"
+        raise InputError(f"config key {key_path(error.absolute_path)}: {message}")
+
+
+def key_path(path) -> str:
+    """``experiments.depth.depths[0]`` from a jsonschema error path."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
