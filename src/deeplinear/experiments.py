@@ -35,7 +35,10 @@ RUNS_COLUMNS = (
     "step_multiple",
     "eta",
     "eta_bound",
+    "eos_eta",
     "iterations",
+    "budget_capped",
+    "flow_time",
     "status",
     "initial_loss",
     "eps0",
@@ -116,16 +119,29 @@ def run_shard(
         problem=prob,
         progress=progress,
     )
-    summary = summarize(runs, widths, prob, bounds, eta, result)
+    summary = summarize(runs, widths, prob, bounds, eta, result, settings)
     traj = result.trajectory.copy()
     ids = np.array([run["run_id"] for run in runs])
     traj.insert(0, "run_id", ids[traj.pop("run").to_numpy()])
     return summary, traj
 
 
-def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) -> pd.DataFrame:
-    """The ``runs.csv`` rows of a finished batch (pipeline.md, "Output contracts")."""
+def summarize(
+    runs: Sequence[Run],
+    widths: Sequence[int],
+    prob: Problem,
+    bounds: Sequence[theory.StepBound],
+    eta: np.ndarray,
+    result: gd.RunResult,
+    settings: Settings,
+) -> pd.DataFrame:
+    """The ``runs.csv`` rows of a finished batch (pipeline.md, "Output contracts").
+
+    A run that ends at ``P = 0`` while the target has rank > 0 sits at the origin, a saddle
+    for ``N >= 2``: it is not counted as optimal on the rank-0 manifold (theory.md 7).
+    """
     losses = theory.optimal_losses(prob)
+    eos_eta = theory.edge_of_stability_step(theory.sharpness(prob, widths))
     r_max = min(widths)
     r_net = min(r_max, losses.size - 1)
     target = theory.target_rank(prob, r_max)
@@ -139,7 +155,12 @@ def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) ->
         rank = int(final[i])
         ok = result.status[i] != gd.DIVERGED and rank >= 0
         at_rank = float(losses[min(rank, r_net)]) if ok else math.nan
-        rank_opt = ok and theory.rank_optimal(result.loss[i], min(rank, r_net), losses, b.eps0)
+        stalled_at_origin = rank == 0 and target > 0
+        rank_opt = (
+            ok
+            and not stalled_at_origin
+            and theory.rank_optimal(result.loss[i], min(rank, r_net), losses, b.eps0)
+        )
         rows.append(
             {
                 "run_id": run["run_id"],
@@ -157,7 +178,10 @@ def summarize(runs, widths, prob: Problem, bounds, eta, result: gd.RunResult) ->
                 "step_multiple": run["step_multiple"],
                 "eta": eta[i],
                 "eta_bound": b.eta,
+                "eos_eta": eos_eta,
                 "iterations": int(result.iterations[i]),
+                "budget_capped": settings.capped(eta[i]),
+                "flow_time": float(gd.flow_time(eta[i], run.alpha, run.tau, result.iterations[i])),
                 "status": result.status[i],
                 "initial_loss": result.initial_loss[i],
                 "eps0": b.eps0,
