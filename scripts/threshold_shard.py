@@ -1,14 +1,14 @@
 """Snakemake script of rule `threshold_shard`: critical step multiples of one family and depth."""
 
 from deeplinear import io, plan
-from deeplinear.experiments import critical_multiples
+from deeplinear.experiments import critical_steps
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with io.script_log(sm.log[0], f"threshold {sm.wildcards.shard}") as say:
     search = plan.Plan.from_config(sm.config).threshold
     family = search.family_of(sm.wildcards.shard)
     ds = io.load_dataset(sm.input.data)
-    table = critical_multiples(search.shards[sm.wildcards.shard], ds, search, progress=say)
+    table = critical_steps(search.shards[sm.wildcards.shard], ds, search, progress=say)
     table.insert(1, "family", family.label)
     table.insert(2, "dataset", family.dataset)
     io.write_csv(table, sm.output.table)

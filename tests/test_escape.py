@@ -121,34 +121,59 @@ def test_zero_spread_gives_a_product_of_norm_scale_to_the_n_at_every_depth():
         assert metrics.balancedness(W) < 1e-12
 
 
-def threshold_search(seeds: int, time: float, max_iter: int, rtol: float = 0.02):
+def threshold_search(seeds: int, time: float, max_iter: int, rtol: float = 0.02, lo=0.25):
     family = {
         "name": "balanced", "dataset": "white", "hidden_width": 4,
         "init": {"kind": "balanced", "scale": 1.0, "spread": 0.0},
     }  # fmt: skip
     config = {
         "families": [family], "depths": [2], "seeds": seeds, "time": time,
-        "max_iter": max_iter, "gtol": 1e-6, "lo": 1.0, "hi": 1e4, "rtol": rtol,
+        "max_iter": max_iter, "gtol": 1e-6, "lo": lo, "hi": 2.0, "rtol": rtol,
     }  # fmt: skip
     return plan.ThresholdSearch.from_config(config, base_seed=0)
 
 
 def test_critical_step_is_found_at_the_edge_of_stability_of_the_balanced_minimum():
     """N = 2, whitened data: no constant step above 2 / S of the flattest (balanced)
-    minimizer can converge, and the bisection finds the edge within its tolerance."""
+    minimizer can converge, and the bisection finds the edge within its tolerance; the
+    minimizer reached at the critical step has sharpness about 2 / critical_eta."""
     ds = data.synthetic(4, 3, 30, 3, 0.0, 0, whiten=True)
     rtol = 0.05
     search = threshold_search(3, time=20, max_iter=200_000, rtol=rtol)
-    table = experiments.critical_multiples(search.runs, ds, search)
+    table = experiments.critical_steps(search.runs, ds, search)
     ratio = table["critical_eta"] / table["eos_eta"]
     assert ratio.between(0.5, 1 + 2 * rtol).all(), ratio.tolist()
+    assert table["critical_times_sharpness"].between(1.5, 2 * (1 + 2 * rtol)).all()
     assert (table["critical_multiple"] > 1).all()  # the certified bound is conservative
+    assert not table["critical_at_upper_end"].any()
 
 
-def test_a_start_that_does_not_converge_at_the_bound_gets_no_critical_step():
+def test_a_lower_end_that_diverges_moves_down_and_the_result_does_not_depend_on_it():
+    ds = data.synthetic(4, 3, 30, 3, 0.0, 0, whiten=True)
+    said = []
+    low = threshold_search(2, time=20, max_iter=200_000, rtol=0.05)
+    high = threshold_search(2, time=20, max_iter=200_000, rtol=0.05, lo=1.5)
+    a = experiments.critical_steps(low.runs, ds, low)
+    b = experiments.critical_steps(high.runs, ds, high, progress=said.append)
+    assert said[0] == "lower ends: 0 of 2 converged, 2 moved down"
+    np.testing.assert_allclose(a["critical_eta"], b["critical_eta"], rtol=0.1)
+
+
+def test_a_start_too_slow_for_its_flow_time_gets_no_critical_step():
     ds = data.synthetic(4, 3, 30, 3, 0.0, 0, whiten=True)
     said = []
     search = threshold_search(2, time=1e-3, max_iter=10)
-    table = experiments.critical_multiples(search.runs, ds, search, progress=said.append)
+    table = experiments.critical_steps(search.runs, ds, search, progress=said.append)
     assert table["critical_multiple"].isna().all()
-    assert said == ["multiple 1: 0 of 2 starts converged within T"]
+    assert table["sharpness_reached"].isna().all()
+    assert said == ["lower ends: 0 of 2 converged, 0 moved down"]
+
+
+def test_sharpness_at_the_balanced_minimizer_has_its_closed_form():
+    ds = data.synthetic(4, 4, 40, 4, 0.0, 3, whiten=True)
+    prob = model.precompute(ds.X, ds.Y)
+    sigma1 = np.linalg.svd(prob.P_star, compute_uv=False)[0]
+    for N in (1, 2, 3, 5):
+        W = theory.balanced_minimizer(prob, [4] * (N + 1))
+        expected = theory.sharpness_whitened(40.0, N, sigma1)
+        np.testing.assert_allclose(theory.sharpness_at(prob, W), expected, rtol=1e-8)

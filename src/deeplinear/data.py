@@ -37,9 +37,20 @@ def _check_dims(**dims: int) -> None:
 
 def _whiten(X: np.ndarray) -> np.ndarray:
     """Rescale ``X`` so that ``X X^T = m I`` exactly up to rounding."""
-    m = X.shape[1]
+    d_x, m = X.shape
+    if m < d_x:
+        raise InputError(f"whiten needs m >= d_x (X X^T of full rank), got m = {m} < d_x = {d_x}")
     L = np.linalg.cholesky(X @ X.T / m)
     return np.linalg.solve(L, X)
+
+
+def _condition(X: np.ndarray, cond: float) -> np.ndarray:
+    """Whitened ``X`` with rows rescaled so that ``X X^T = m diag(c)``, ``c`` geometric from
+    1 down to ``1 / cond``: the condition number of ``C = X X^T`` is exactly ``cond``."""
+    if not (np.isfinite(cond) and cond >= 1):
+        raise InputError(f"cond must be >= 1, got {cond}")
+    c = np.geomspace(1.0, 1.0 / cond, X.shape[0])
+    return np.sqrt(c)[:, None] * _whiten(X)
 
 
 def synthetic(
@@ -50,12 +61,14 @@ def synthetic(
     noise: float,
     seed: int,
     whiten: bool = False,
+    cond: float | None = None,
 ) -> Dataset:
     """Gaussian ``X``; ``Y = A X + noise * N(0, 1)`` with ``A`` of rank ``rank``.
 
     ``A = U diag(s) V^T`` with Haar ``U, V`` and ``s`` spaced geometrically from 1 to 0.3, so
     the singular values of the target are distinct (the incremental-learning plateaus).
-    ``whiten=True`` makes ``X X^T = m I`` (needed by the ACGH comparison, theory.md 10).
+    ``whiten=True`` makes ``X X^T = m I`` (needed by the ACGH comparison, theory.md 10);
+    ``cond`` instead makes ``X X^T`` diagonal with condition number exactly ``cond``.
     """
     _check_dims(d_x=d_x, d_y=d_y, m=m)
     if not 0 <= rank <= min(d_x, d_y):
@@ -63,16 +76,20 @@ def synthetic(
     if noise < 0:
         raise InputError(f"synthetic noise must be >= 0, got {noise}")
     rng = np.random.default_rng(seed)
+    if whiten and cond is not None:
+        raise InputError("synthetic: give whiten or cond, not both (cond = 1 is whitened)")
     X = rng.standard_normal((d_x, m))
     if whiten:
         X = _whiten(X)
+    elif cond is not None:
+        X = _condition(X, cond)
     U = np.linalg.qr(rng.standard_normal((d_y, d_y)))[0][:, :rank]
     V = np.linalg.qr(rng.standard_normal((d_x, d_x)))[0][:, :rank]
     s = np.geomspace(1.0, 0.3, rank) if rank > 0 else np.zeros(0)
     A = (U * s) @ V.T
     Y = A @ X + noise * rng.standard_normal((d_y, m))
     meta = dict(kind="synthetic", d_x=d_x, d_y=d_y, m=m, rank=rank, noise=noise, seed=seed)
-    return validate(Dataset(X, Y, meta | {"whiten": whiten}), "synthetic")
+    return validate(Dataset(X, Y, meta | {"whiten": whiten, "cond": cond}), "synthetic")
 
 
 def random(d_x: int, d_y: int, m: int, seed: int, whiten: bool = False) -> Dataset:

@@ -217,67 +217,113 @@ def _escape(run: dict, eta: float, losses: np.ndarray, target: int, logged) -> t
     return level, metrics.first_passage(times, logged["loss"].to_numpy(), level)
 
 
-def critical_multiples(
+#: A threshold probe succeeds only at a global minimizer: ``L - L* <= GLOBAL_TOL (L*_0 - L*)``.
+GLOBAL_TOL = 1e-6
+
+
+def critical_steps(
     runs: Sequence[Run],
     ds: Dataset,
     search: ThresholdSearch,
     progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
-    """Largest constant step multiple of ``eta_cert`` that still converges, per run.
+    """Largest constant step that still converges within gradient-flow time ``T``, per start.
 
-    Bisection on ``log(multiple)`` between ``search.lo`` and ``search.hi`` for all runs at
-    once (one batch per probe) until ``hi / lo <= 1 + search.rtol``. A probe succeeds when
-    the run ends ``converged`` within its budget ``min(ceil(T / eta), max_iter)``. A start that does
-    not converge at ``lo`` itself (at the certified bound this means gradient-flow time
-    ``T`` was too short for it, not a step too large) gets NaN: a smaller step only
-    buys the same time ``T`` at a higher price.
+    Steps are measured in units of ``eos_eta = 2 / S`` of the balanced minimizer (theory.md
+    9): no constant step much above it can converge, since balanced minimizers are the
+    flattest. The search brackets each start's critical step between ``search.lo * eos_eta``
+    and ``search.hi * eos_eta``; a start that diverges at the lower end moves it down by a
+    factor 8 (never below ``eta_cert``, where the theorem excludes divergence), then bisects
+    on ``log(eta)`` until ``hi / lo <= 1 + search.rtol``. A probe succeeds when the run ends
+    ``converged`` within its budget ``min(ceil(T / eta), max_iter)`` at a global minimizer
+    (``L - L* <= GLOBAL_TOL (L*_0 - L*)``, the data's own loss scale, not the start's; a
+    run whose gradient merely became small, near a saddle such as the origin, fails). A
+    start that neither converges nor diverges at its lower end (``T`` too short: a plateau, or a slow escape
+    from the origin) has no critical step (NaN): a smaller step only buys the same time at a
+    higher price. ``critical_at_upper_end`` flags starts that converged at ``hi`` itself.
+
+    ``sharpness_reached`` is the largest Hessian eigenvalue at the point GD reached at the
+    critical step (theory.md 9), so ``critical_eta * sharpness_reached`` near 2 means the
+    step was limited by the edge of stability of the minimizer it found.
     """
-    settings, lo, hi, rtol = search.settings, search.lo, search.hi, search.rtol
+    settings = search.settings
     prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
-    eta_cert = np.array([b.eta for b in bounds])
     B = len(runs)
-    lo_m, hi_m = np.full(B, float(lo)), np.full(B, float(hi))
-
-    def converges(multiple: np.ndarray) -> np.ndarray:
-        eta = multiple * eta_cert
-        res = gd.run(
-            ds.X, ds.Y, starts, eta, [settings.budget(e) for e in eta],
-            gtol=settings.gtol, log_points=2, problem=prob,
-        )  # fmt: skip
-        return res.status == gd.CONVERGED
-
-    found = converges(lo_m)
-    if progress is not None:
-        progress(f"multiple {lo:g}: {int(found.sum())} of {B} starts converged within T")
-    probes = 0
-    while np.any(found & (hi_m / lo_m > 1 + rtol)):
-        mid = np.sqrt(lo_m * hi_m)
-        ok = converges(mid)
-        active = found & (hi_m / lo_m > 1 + rtol)
-        lo_m = np.where(active & ok, mid, lo_m)
-        hi_m = np.where(active & ~ok, mid, hi_m)
-        probes += 1
-        if progress is not None:
-            width = np.max((hi_m / lo_m)[found])
-            progress(f"probe {probes}: widest bracket of the starts found {width:.3g}")
-    lo_m = np.where(found, lo_m, np.nan)
+    eta_cert = np.array([b.eta for b in bounds])
     sharp = theory.sharpness(prob, widths)
+    eos = theory.edge_of_stability_step(sharp)
+    hi = np.full(B, search.hi * eos)
+    lo = np.maximum(np.full(B, search.lo * eos), eta_cert)
+    reached = [np.full_like(Wj, np.nan) for Wj in starts]
+    losses = theory.optimal_losses(prob)
+    r_net = min(min(widths), losses.size - 1)
+
+    def probe(eta: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Status of the starts ``idx`` at steps ``eta[idx]``, ``converged`` only at a global
+        minimizer (``budget_exhausted`` otherwise); keeps the reached weights."""
+        res = gd.run(
+            ds.X, ds.Y, [Wj[idx] for Wj in starts], eta[idx],
+            [settings.budget(e) for e in eta[idx]], gtol=settings.gtol, log_points=2,
+            problem=prob,
+        )  # fmt: skip
+        status = res.status.copy()
+        glob = res.loss - losses[r_net] <= GLOBAL_TOL * (losses[0] - losses[-1])
+        status[(status == gd.CONVERGED) & ~glob] = gd.BUDGET
+        ok = status == gd.CONVERGED
+        for Rj, Wj in zip(reached, res.weights, strict=True):
+            Rj[idx[ok]] = Wj[ok]
+        return status
+
+    def say(msg: str) -> None:
+        if progress is not None:
+            progress(msg)
+
+    pending = np.arange(B)  # starts whose lower end is not settled yet
+    found = np.zeros(B, bool)
+    while pending.size:
+        status = probe(lo, pending)
+        found[pending[status == gd.CONVERGED]] = True
+        down = pending[(status == gd.DIVERGED) & (lo[pending] > eta_cert[pending])]
+        hi[down] = lo[down]
+        lo[down] = np.maximum(lo[down] / 8, eta_cert[down])
+        say(f"lower ends: {int(found.sum())} of {B} converged, {down.size} moved down")
+        pending = down
+    probes = 0
+    while np.any(open_ := found & (hi / lo > 1 + search.rtol)):
+        idx = np.flatnonzero(open_)
+        mid = np.sqrt(lo * hi)
+        ok = probe(mid, idx) == gd.CONVERGED
+        lo[idx[ok]] = mid[idx[ok]]
+        hi[idx[~ok]] = mid[idx[~ok]]
+        probes += 1
+        say(f"probe {probes}: widest bracket of the starts found {np.max((hi / lo)[found]):.3g}")
+    critical = np.where(found, lo, np.nan)
+    s_reached = [
+        theory.sharpness_at(prob, [Rj[i] for Rj in reached]) if found[i] else np.nan
+        for i in range(B)
+    ]
     acgh = [theory.acgh_step_size(ds.X, ds.Y, [Wj[i] for Wj in starts]) for i in range(B)]
     near = theory.acgh_step_size(ds.X, ds.Y, acgh_reference_start(prob, widths))
     return pd.DataFrame(
         {
-            "run_id": [r["run_id"] for r in runs],
+            "run_id": [r.run_id for r in runs],
             "widths": "-".join(map(str, widths)),
-            "depth": [r["depth"] for r in runs],
-            "init": [r["init"] for r in runs],
-            "seed": [r["seed"] for r in runs],
+            "depth": [r.depth for r in runs],
+            "init": [r.init for r in runs],
+            "init_scale": [r.init_scale for r in runs],
+            "init_spread": [r.init_spread for r in runs],
+            "init_xi": [r.init_xi for r in runs],
+            "seed": [r.seed for r in runs],
             "eta_cert": eta_cert,
-            "critical_multiple": lo_m,
-            "critical_eta": lo_m * eta_cert,
+            "critical_eta": critical,
+            "critical_multiple": critical / eta_cert,
+            "critical_at_upper_end": found & (critical >= search.hi * eos / (1 + search.rtol)),
+            "sharpness_reached": s_reached,
+            "critical_times_sharpness": critical * np.asarray(s_reached),
             "eps0": [b.eps0 for b in bounds],
             "delta0": [b.delta0 for b in bounds],
             "sharpness": sharp,
-            "eos_eta": theory.edge_of_stability_step(sharp),
+            "eos_eta": eos,
             "acgh_eta": [a.eta for a in acgh],
             "acgh_reason": [a.reason for a in acgh],
             "acgh_eta_near_target": near.eta,

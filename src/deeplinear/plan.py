@@ -121,11 +121,13 @@ class Settings:
         return math.ceil(self.time / eta) > self.max_iter
 
 
-def _init_fields(ini: Mapping[str, Any]) -> dict[str, Any]:
-    """Run fields of a validated ``inits`` entry (kind-specific defaults come from the schema)."""
+def _init_fields(ini: Mapping[str, Any], depth: int) -> dict[str, Any]:
+    """Run fields of a validated ``inits`` entry (kind-specific defaults come from the schema);
+    ``product_norm: p`` gives the per-layer scale ``p^(1/N)`` at depth ``N``."""
+    scale = ini["scale"] if "scale" in ini else ini["product_norm"] ** (1.0 / depth)
     return {
         "init": ini["kind"],
-        "init_scale": float(ini["scale"]),
+        "init_scale": float(scale),
         "init_rank": ini.get("rank"),
         "init_xi": float(ini.get("xi", UNUSED["init_xi"])),
         "init_spread": float(ini.get("spread", UNUSED["init_spread"])),
@@ -179,7 +181,7 @@ class Experiment:
                 dataset=exp["dataset"],
                 depth=int(depth),
                 hidden=int(hidden),
-                **_init_fields(ini),
+                **_init_fields(ini, depth),
                 seed=seed,
                 **_step_fields(rule),
                 step_multiple=float(multiple),
@@ -236,7 +238,7 @@ class ThresholdSearch:
                         dataset=family.dataset,
                         depth=int(depth),
                         hidden=int(family.hidden),
-                        **_init_fields(family.init),
+                        **_init_fields(family.init, depth),
                         seed=seed,
                         **_step_fields({"schedule": "constant"}),
                         step_multiple=1.0,

@@ -238,11 +238,16 @@ def hessian_vector_product(prob: Problem, W: Weights, V: Weights) -> list[np.nda
 
 
 def sharpness(prob: Problem, widths: Sequence[int], seed: int = 0) -> float:
-    """Largest Hessian eigenvalue at the balanced global minimizer (section 9).
+    """Largest Hessian eigenvalue at the balanced global minimizer (section 9)."""
+    return sharpness_at(prob, balanced_minimizer(prob, widths), seed)
 
-    Lanczos (``scipy.sparse.linalg.eigsh``) on exact Hessian-vector products.
+
+def sharpness_at(prob: Problem, W: Weights, seed: int = 0) -> float:
+    """Largest Hessian eigenvalue of the loss at the point ``W`` (layers ``(d_j, d_{j-1})``).
+
+    Lanczos (``scipy.sparse.linalg.eigsh``) on exact Hessian-vector products (section 9).
     """
-    W = balanced_minimizer(prob, widths)
+    W = [np.asarray(Wj, dtype=np.float64) for Wj in W]
     shapes = [Wj.shape for Wj in W]
     sizes = [a * b for a, b in shapes]
     n = sum(sizes)
