@@ -357,6 +357,17 @@ def per_layer_factor(depth: np.ndarray, eta: np.ndarray) -> float:
     return float(np.exp(slope))
 
 
+def depth_power(depth: np.ndarray, eta: np.ndarray) -> float:
+    """Fitted exponent ``p`` of ``eta ~ c N^p``: the least-squares slope of ``log eta``
+    against ``log N`` over the finite positive values (NaN with fewer than two depths).
+    A polynomial decay has a constant ``p``; an exponential one looks ever steeper."""
+    depth, eta = np.asarray(depth, dtype=float), np.asarray(eta, dtype=float)
+    ok = np.isfinite(eta) & (eta > 0)
+    if np.unique(depth[ok]).size < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(depth[ok]), np.log(eta[ok]), 1)[0])
+
+
 def exponential_reference(
     depth: np.ndarray, depth0: float, eta0: float, factor: float = 0.5
 ) -> np.ndarray:
@@ -366,24 +377,34 @@ def exponential_reference(
 
 
 def family_reference(summary: pd.DataFrame, factor: float = 0.5) -> pd.DataFrame:
-    """Per family of :func:`threshold_summary`: its fitted :func:`per_layer_factor` of the
-    median critical step and the reference ``factor**(N - N0)`` through the median critical
-    step at the family's first depth ``N0`` with one, as columns ``family, depth,
-    reference`` (one row per integer depth from ``N0`` to the deepest) and ``fitted_factor``.
+    """Per family of :func:`threshold_summary`: an exponential reference and two fits.
+
+    One row per family and integer depth from ``N0`` (the family's first depth with a
+    critical step) to its deepest: ``reference = eta0 * factor**(N - N0)`` through the
+    median critical step ``eta0`` at ``N0`` (:func:`exponential_reference`), and, repeated
+    on every row of the family, the fits of the median critical step over depth:
+    ``fitted_factor`` (:func:`per_layer_factor`) and ``fitted_power`` (:func:`depth_power`).
+    Families without any critical step have no rows.
     """
     rows = []
     for family, g in summary.groupby("family", sort=True):
-        found = g[g["critical_eta"].notna()]
-        q = per_layer_factor(g["depth"], g["critical_eta"])
+        found = g[g["critical_eta"].notna()].sort_values("depth")
         if found.empty:
             continue
         N0, eta0 = found["depth"].iloc[0], found["critical_eta"].iloc[0]
         Ns = np.arange(N0, g["depth"].max() + 1)
-        ref = exponential_reference(Ns, N0, eta0, factor)
-        rows.append(pd.DataFrame({"family": family, "depth": Ns, "reference": ref}).assign(
-            fitted_factor=q
-        ))  # fmt: skip
-    columns = ["family", "depth", "reference", "fitted_factor"]
+        rows.append(
+            pd.DataFrame(
+                {
+                    "family": family,
+                    "depth": Ns,
+                    "reference": exponential_reference(Ns, N0, eta0, factor),
+                    "fitted_factor": per_layer_factor(g["depth"], g["critical_eta"]),
+                    "fitted_power": depth_power(g["depth"], g["critical_eta"]),
+                }
+            )
+        )
+    columns = ["family", "depth", "reference", "fitted_factor", "fitted_power"]
     return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
 
 
