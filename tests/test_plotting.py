@@ -343,3 +343,12 @@ def test_family_reference_fits_a_polynomial_family():
     assert ref["reference"].iloc[0] == pytest.approx(0.4)
     none_found = summary.assign(critical_eta=np.nan)
     assert plotting.family_reference(none_found).empty
+
+
+def test_of_experiment_filters_and_names_a_missing_experiment():
+    table = pd.DataFrame({"experiment": ["rank", "escape", "rank"], "x": [1, 2, 3]})
+    assert list(plotting.of_experiment(table, "rank")["x"]) == [1, 3]
+    one = table.drop(columns="experiment")
+    assert plotting.of_experiment(one, "rank") is one
+    with pytest.raises(ValueError, match="'stepsize'"):
+        plotting.of_experiment(table, "stepsize")

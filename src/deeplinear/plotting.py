@@ -55,6 +55,19 @@ ROUNDING_FLOOR = 1e-13
 # --- Runs and trajectories (figures 1, 2, 3, 7) ---------------------------------------------
 
 
+def of_experiment(table: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """The rows of ``table`` whose ``experiment`` column is ``experiment``; a table without
+    that column (already one experiment's) is returned whole. Raises ``ValueError`` naming
+    the experiment if a table with the column has no row of it."""
+    if "experiment" not in table.columns:
+        return table
+    rows = table[table["experiment"] == experiment]
+    if rows.empty and not table.empty:
+        found = sorted(table["experiment"].unique())
+        raise ValueError(f"no rows of experiment {experiment!r} in the table (it has {found})")
+    return rows
+
+
 def merge_runs(
     trajectories: pd.DataFrame, runs: pd.DataFrame, columns: Sequence[str]
 ) -> pd.DataFrame:
