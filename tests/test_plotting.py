@@ -265,6 +265,8 @@ def test_phase_grid_and_heatmap_position():
     cols = [0.5, 1.0, 10.0, 100.0]
     assert plotting.heatmap_position(10.0, cols) == 2.5  # centre of cell 2
     assert plotting.heatmap_position(np.sqrt(10 * 100), cols) == pytest.approx(3.0)
+    assert plotting.heatmap_edge_after(1.0, cols) == 2  # between the cells 1 and 10
+    assert plotting.heatmap_edge_after(0.1, cols) == 0
 
 
 def test_critical_multiples_without_and_with_families(thresholds):

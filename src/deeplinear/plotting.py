@@ -294,6 +294,12 @@ def heatmap_position(value: float, columns: Sequence[float]) -> float:
     return float(np.interp(np.log(value), np.log(np.asarray(columns, dtype=float)), centres))
 
 
+def heatmap_edge_after(value: float, columns: Sequence[float]) -> int:
+    """x position of the cell edge right after the last sorted column value ``<= value``
+    (the certified bound at multiple 1 is drawn there, between its cell and the next)."""
+    return int(np.searchsorted(np.asarray(columns, dtype=float), value, side="right"))
+
+
 def critical_multiples(
     step_thresholds: pd.DataFrame, dataset: str | None = None, inits: Sequence[str] = ()
 ) -> tuple[pd.Series, str]:
