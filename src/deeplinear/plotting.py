@@ -43,12 +43,15 @@ OUTCOME_COLORS = {
 EXCESS_FLOOR = 1e-16
 
 #: Below this value the balance-drift guarantee ``2 eta_cert (eps0 - eps(k))`` (theory.md 6,
-#: guarantee 2) is smaller than the rounding error of *measuring* the drift: the logged
-#: drift ``max_j ||D_j(k) - D_j(0)||_2`` is a difference of ``O(||W||^2)`` matrices, so it
-#: carries an absolute error of a few ``1e-16 ||W||^2`` per evaluation, accumulated over
-#: the run. With the very small certified steps of unbalanced deep starts the guarantee
-#: drops below that error and the ratio measures rounding, not GD: such points are not
-#: drawn. A single constant until the engine logs an exact per-iteration rounding allowance.
+#: guarantee 2) is smaller than the rounding error of the drift itself, and the ratio
+#: measures rounding, not GD: such points are not drawn. The logged drift
+#: ``max_j ||D_j(k) - D_j(0)||_2`` is a difference of ``O(||W||^2)`` matrices, so evaluating
+#: it costs an absolute error of order ``1e-16 ||W||^2``, and every floating-point GD step
+#: moves ``D_j`` by rounding of the same order (theory.md 4: exact arithmetic moves it only
+#: by ``eta^2`` terms), which accumulates over the run. ``1e-13`` is an order-of-magnitude
+#: allowance (about a thousand such errors for layers of norm ``O(1)``), not a derived
+#: bound; it matters only for the very small certified steps of unbalanced deep starts.
+#: One constant here until the engine logs an exact per-iteration rounding allowance.
 ROUNDING_FLOOR = 1e-13
 
 
