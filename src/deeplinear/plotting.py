@@ -1,8 +1,14 @@
-"""Shared figure style and deterministic saving for the figure notebooks."""
+"""Data preparation and shared drawing for the figure notebooks (pipeline.md, "Figures").
+
+The notebooks only load tables, call these functions and draw. Every quantity a figure
+shows that is not a plain column of a table is computed here, by a small pure function
+over DataFrames or arrays, and tested in ``tests/test_plotting.py``.
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -31,6 +37,126 @@ OUTCOME_COLORS = {
     "diverged": "#d95f02",
 }
 
+#: Excess losses are clipped below at this value so that a run that reaches the optimum
+#: to machine precision (excess 0 or a tiny negative rounding residue of ``loss - L*``)
+#: still has a point on a log axis.
+EXCESS_FLOOR = 1e-16
+
+#: Below this value the balance-drift guarantee ``2 eta_cert (eps0 - eps(k))`` (theory.md 6,
+#: guarantee 2) is smaller than the rounding error of the drift itself, and the ratio
+#: measures rounding, not GD: such points are not drawn. The logged drift
+#: ``max_j ||D_j(k) - D_j(0)||_2`` is a difference of ``O(||W||^2)`` matrices, so evaluating
+#: it costs an absolute error of order ``1e-16 ||W||^2``, and every floating-point GD step
+#: moves ``D_j`` by rounding of the same order (theory.md 4: exact arithmetic moves it only
+#: by ``eta^2`` terms), which accumulates over the run. ``1e-13`` is an order-of-magnitude
+#: allowance (about a thousand such errors for layers of norm ``O(1)``), not a derived
+#: bound; it matters only for the very small certified steps of unbalanced deep starts.
+#: One constant here until the engine logs an exact per-iteration rounding allowance.
+ROUNDING_FLOOR = 1e-13
+
+
+# --- Runs and trajectories (figures 1, 2, 3, 7) ---------------------------------------------
+
+
+def of_experiment(table: pd.DataFrame, experiment: str) -> pd.DataFrame:
+    """The rows of ``table`` whose ``experiment`` column is ``experiment``; a table without
+    that column (already one experiment's) is returned whole. Raises ``ValueError`` naming
+    the experiment if a table with the column has no row of it."""
+    if "experiment" not in table.columns:
+        return table
+    rows = table[table["experiment"] == experiment]
+    if rows.empty and not table.empty:
+        found = sorted(table["experiment"].unique())
+        raise ValueError(f"no rows of experiment {experiment!r} in the table (it has {found})")
+    return rows
+
+
+def merge_runs(
+    trajectories: pd.DataFrame, runs: pd.DataFrame, columns: Sequence[str]
+) -> pd.DataFrame:
+    """The trajectory rows of the runs in ``runs``, with the run columns ``columns`` added.
+
+    ``trajectories`` is trajectories.parquet (one row per logged iteration of a run),
+    ``runs`` a selection of runs.csv (one row per run). Every trajectory row of a selected
+    run is kept, in its original order; rows of other runs are dropped. Raises ``KeyError``
+    naming a missing column and ``ValueError`` if ``runs`` repeats a ``run_id``.
+    """
+    columns = [c for c in columns if c != "run_id"]
+    missing = [c for c in ["run_id", *columns] if c not in runs.columns]
+    if missing:
+        raise KeyError(f"runs table has no column(s) {missing}")
+    if "run_id" not in trajectories.columns:
+        raise KeyError("trajectories table has no column 'run_id'")
+    if runs["run_id"].duplicated().any():
+        raise ValueError("runs table repeats a run_id; cannot merge it into trajectories")
+    return trajectories.merge(runs[["run_id", *columns]], on="run_id")
+
+
+def loss_curves(traj: pd.DataFrame) -> pd.DataFrame:
+    """A copy of merged trajectories with the columns the loss figures plot.
+
+    Needs ``iteration``, ``loss`` and ``optimal_loss`` (the run's ``L*_{r_max}``); adds
+    ``excess = loss - optimal_loss`` clipped below at :data:`EXCESS_FLOOR`,
+    ``k = iteration + 1`` (so iteration 0 fits on a log axis) and, if the run's step size
+    ``eta`` is a column, the gradient-flow time ``t = eta * iteration``.
+    """
+    out = traj.copy()
+    out["excess"] = (out["loss"] - out["optimal_loss"]).clip(lower=EXCESS_FLOOR)
+    out["k"] = out["iteration"] + 1
+    if "eta" in out.columns:
+        out["t"] = out["eta"] * out["iteration"]
+    return out
+
+
+def excess_cap(curves: pd.DataFrame, decades: float) -> float:
+    """Top of the loss axis: ``10**decades`` times the largest initial excess loss.
+
+    Diverging runs grow to 1e100 and beyond; capping the axis a few decades above the
+    start keeps the converging runs readable (figures 1 and 7). ``curves`` as returned by
+    :func:`loss_curves`.
+    """
+    return float(10.0**decades * curves.loc[curves["iteration"] == 0, "excess"].max())
+
+
+def cap_curves(curves: pd.DataFrame, top: float) -> pd.DataFrame:
+    """A copy of ``curves`` with ``excess_shown = min(excess, top)`` and, per row, whether
+    its run ``diverged`` (needs the run column ``status``): a diverged run is drawn up to
+    the axis cap ``top`` and marked at its last iteration on the top edge (figure 1)."""
+    out = curves.copy()
+    out["excess_shown"] = out["excess"].clip(upper=top)
+    out["diverged"] = out["status"] == "diverged"
+    return out
+
+
+def drift_bound(eta_cert: np.ndarray, eps0: np.ndarray, eps: np.ndarray) -> np.ndarray:
+    """Guarantee 2 of theory.md 6: ``max_j ||D_j(k) - D_j(0)||_2 <= 2 eta_cert (eps0 - eps(k))``.
+
+    Arrays (or Series) of equal shape: the certified step, the initial excess loss and the
+    excess loss ``eps(k)`` at iteration ``k``.
+    """
+    return 2 * eta_cert * (eps0 - eps)
+
+
+def guarantee_ratios(traj: pd.DataFrame) -> pd.DataFrame:
+    """Figure 3: logged quantities over the theorem's bounds (theory.md 6, guarantees 2, 3).
+
+    ``traj`` is trajectories merged with the run columns ``eta_bound`` (``eta_cert``),
+    ``eps0`` and ``bound_weight_norm`` (``K``). Returns a copy of the rows with
+    ``iteration > 0`` plus ``k = iteration``, ``norm_ratio = max_weight_norm / K`` and
+    ``drift_ratio = balance_drift / (2 eta_cert (eps0 - eps(k)))``; the drift ratio is NaN
+    where that bound is at most :data:`ROUNDING_FLOOR`. Both ratios are <= 1 when the
+    guarantees hold.
+    """
+    out = traj[traj["iteration"] > 0].copy()
+    out["k"] = out["iteration"]
+    out["norm_ratio"] = out["max_weight_norm"] / out["bound_weight_norm"]
+    bound = drift_bound(out["eta_bound"], out["eps0"], out["excess_loss"])
+    out["drift_ratio"] = out["balance_drift"] / bound.where(bound > ROUNDING_FLOOR)
+    return out
+
+
+# --- Outcomes and limit ranks (figures 4 and 7) ---------------------------------------------
+
 
 def outcomes(runs: pd.DataFrame) -> pd.Series:
     """One key of :data:`OUTCOME_COLORS` per row of runs.csv."""
@@ -49,6 +175,264 @@ def start_labels(runs: pd.DataFrame) -> pd.Series:
     return (label + " r0=" + runs["init_rank"].astype(str) + xi).rename("start")
 
 
+def start_depth_labels(runs: pd.DataFrame) -> pd.Series:
+    """``"<start label>, N = <depth>"`` per run (one bar per start and depth, figure 7)."""
+    return (start_labels(runs) + ", N = " + runs["depth"].astype(str)).rename("row")
+
+
+def outcome_shares(
+    runs: pd.DataFrame, by: str | Sequence[str], ascending: bool = True
+) -> pd.DataFrame:
+    """Fraction of runs per outcome (:func:`outcomes`) in each group of ``by``.
+
+    One row per group (sorted, ascending or not), one column per key of
+    :data:`OUTCOME_COLORS` in that order (0 where no run ended so); every row sums to 1.
+    """
+    table = (
+        runs.assign(outcome=outcomes(runs))
+        .groupby(by if isinstance(by, str) else list(by))["outcome"]
+        .value_counts(normalize=True)
+        .unstack(fill_value=0)
+        .reindex(columns=list(OUTCOME_COLORS), fill_value=0)
+    )
+    return table.sort_index(ascending=ascending)
+
+
+def draw_outcome_bars(ax: plt.Axes, shares: pd.DataFrame) -> None:
+    """Stacked horizontal bars of :func:`outcome_shares`, one bar per row, the first row at
+    the bottom, coloured by :data:`OUTCOME_COLORS` (figures 4 and 7)."""
+    shares.plot.barh(
+        stacked=True, ax=ax, color=[OUTCOME_COLORS[c] for c in shares.columns], legend=False,
+        width=0.8,
+    )  # fmt: skip
+
+
+def outcome_legend() -> tuple[list[plt.Rectangle], list[str]]:
+    """Legend handles and labels of the outcome colours, in :data:`OUTCOME_COLORS` order."""
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in OUTCOME_COLORS.values()]
+    return handles, list(OUTCOME_COLORS)
+
+
+def target_rank_text(runs: pd.DataFrame) -> str:
+    """``"<target rank> (hidden <width>), ..."`` per width string of ``runs`` (figure 4)."""
+    targets = runs.groupby("widths")["target_rank"].first()
+    return ", ".join(f"{t} (hidden {w.split('-')[1]})" for w, t in targets.items())
+
+
+def limit_ranks(runs: pd.DataFrame) -> list[int]:
+    """Sorted distinct limit ranks ``final_rank`` of the runs that did not diverge."""
+    return sorted(int(r) for r in runs.loc[runs["status"] != "diverged", "final_rank"].unique())
+
+
+def converged_share(runs: pd.DataFrame) -> pd.DataFrame:
+    """Fraction of runs that converged within their budget, depth (rows, deepest first)
+    by step multiple (columns, labelled ``f"{m:g}"``): figure 7's heatmap."""
+    return (
+        runs.assign(converged=runs["status"] == "converged")
+        .pivot_table(index="depth", columns="step_multiple", values="converged", aggfunc="mean")
+        .sort_index(ascending=False)
+        .rename(columns=lambda m: f"{m:g}")
+    )
+
+
+# --- Escape from the rank-r manifold (figure 4, theory.md 8) --------------------------------
+
+
+def escape_points(runs: pd.DataFrame) -> pd.DataFrame:
+    """Perturbed starts with an escape level, with ``escaped`` (bool) and the time ``t``:
+    the escape time ``eta k`` if the run escaped, else the time ``eta * iterations`` at
+    which it ended still on the rank-r plateau (a censored observation)."""
+    out = runs[(runs["init_xi"] > 0) & runs["escape_level"].notna()].copy()
+    out["escaped"] = out["escape_time"].notna()
+    out["t"] = out["escape_time"].where(out["escaped"], out["eta"] * out["iterations"])
+    return out
+
+
+def power_law_prefactor(xi: np.ndarray, t: np.ndarray, exponent: float) -> float:
+    """Least-squares ``c`` of ``log t = log c + exponent * log xi`` with the exponent fixed:
+    the geometric mean of ``t / xi**exponent`` (the predicted ``t ~ c xi^(2-N)``)."""
+    xi, t = np.asarray(xi, dtype=float), np.asarray(t, dtype=float)
+    if xi.size == 0:
+        return float("nan")
+    return float(np.exp(np.mean(np.log(t) - exponent * np.log(xi))))
+
+
+def escape_curves(fit: pd.Series, escaped: pd.DataFrame, n: int = 100) -> dict[str, np.ndarray]:
+    """Fitted and predicted escape-time curves over the fitted ``xi`` range of one row of
+    escape_scaling.csv (theory.md 8).
+
+    Returns ``{"xi": grid}`` plus, for ``N = 2``, ``"log"`` (``a + b log(1/xi)``) and
+    ``"power"`` (the best power law ``c xi^s``); for ``N >= 3``, ``"predicted"``:
+    ``c xi^(2-N)`` with ``c`` from :func:`power_law_prefactor` over the escaped runs
+    (``escaped``, columns ``init_xi`` and ``t``) inside the fitted range.
+    """
+    depth = int(fit["depth"])
+    xs = np.geomspace(fit["xi_min_fitted"], fit["xi_max_fitted"], n)
+    if depth == 2:
+        log = fit["log_intercept"] - fit["log_slope"] * np.log(xs)
+        return {
+            "xi": xs,
+            "log": log,
+            "power": fit["power_prefactor"] * xs ** fit["fitted_exponent"],
+        }
+    inside = escaped["init_xi"].between(fit["xi_min_fitted"], fit["xi_max_fitted"])
+    c = power_law_prefactor(escaped.loc[inside, "init_xi"], escaped.loc[inside, "t"], 2 - depth)
+    return {"xi": xs, "predicted": c * xs ** (2.0 - depth)}
+
+
+# --- Phase diagram (figure 5) ----------------------------------------------------------------
+
+
+def phase_grid(stats: pd.DataFrame) -> pd.DataFrame:
+    """Mean fractions converged / diverged / budget exhausted per depth and step multiple
+    over the cells of convergence_stats.csv (all starts and widths of a depth)."""
+    cols = ["frac_converged", "frac_diverged", "frac_budget_exhausted"]
+    return stats.groupby(["depth", "step_multiple"])[cols].mean()
+
+
+def heatmap_position(value: float, columns: Sequence[float]) -> float:
+    """x position of ``value`` on a heatmap whose cell ``i`` (centre ``i + 0.5``) is the
+    sorted column value ``columns[i]``, interpolating in ``log``."""
+    centres = np.arange(len(columns)) + 0.5
+    return float(np.interp(np.log(value), np.log(np.asarray(columns, dtype=float)), centres))
+
+
+def heatmap_edge_after(value: float, columns: Sequence[float]) -> int:
+    """x position of the cell edge right after the last sorted column value ``<= value``
+    (the certified bound at multiple 1 is drawn there, between its cell and the next)."""
+    return int(np.searchsorted(np.asarray(columns, dtype=float), value, side="right"))
+
+
+def critical_multiples(
+    step_thresholds: pd.DataFrame, dataset: str | None = None, inits: Sequence[str] = ()
+) -> tuple[pd.Series, str]:
+    """Median empirical critical step multiple per depth, and a note on where it is from.
+
+    Without a ``family`` column (one threshold search), the median over all rows of a
+    depth. With one, only a family on ``dataset`` (the data of the step-size experiment)
+    is comparable: the families whose ``dataset`` column equals it, preferring one whose
+    ``init`` is among ``inits``, the first by name if several remain. If none matches (or
+    the table has no ``dataset`` column) the Series is empty and the note says why.
+    """
+    if "family" not in step_thresholds.columns:
+        return step_thresholds.groupby("depth")["critical_multiple"].median(), ""
+    empty = pd.Series(dtype=float, name="critical_multiple")
+    if "dataset" not in step_thresholds.columns:
+        return empty, "critical multiple not marked: step_thresholds has no dataset column"
+    same = step_thresholds[step_thresholds["dataset"] == dataset]
+    if same.empty:
+        return empty, f"critical multiple not marked: no threshold family on data {dataset!r}"
+    preferred = same[same["init"].isin(list(inits))]
+    family = sorted((preferred if len(preferred) else same)["family"].unique())[0]
+    chosen = same[same["family"] == family]
+    return chosen.groupby("depth")["critical_multiple"].median(), f"family {family}"
+
+
+# --- Maximal step size against depth (figure 6, claim 2) -------------------------------------
+
+
+def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
+    """Per family and depth of thresholds.csv (one row per start): what figure 6 draws.
+
+    Columns: ``family, depth, n_starts, n_critical_found``, the critical step
+    ``critical_eta`` (median over the starts where one was found) with ``critical_eta_min``
+    and ``critical_eta_max``; ``eos_reached = median(2 / sharpness_reached)`` (the linear
+    stability limit of the minimizer GD actually reached at the critical step, theory.md 9);
+    ``eos_eta`` (median, balanced minimizer); the certified ``eta_cert`` (median, min,
+    max); ``acgh_eta``, the median ACGH 2019 bound over the starts where it is finite (NaN
+    where it is nowhere defined) and ``n_acgh_defined``. Sorted by family, then depth.
+    """
+    t = thresholds.assign(
+        eos_reached=2.0 / thresholds["sharpness_reached"],
+        acgh_eta=thresholds["acgh_eta"].where(np.isfinite(thresholds["acgh_eta"])),
+    )
+    out = (
+        t.groupby(["family", "depth"], sort=True)
+        .agg(
+            n_starts=("run_id", "size"),
+            n_critical_found=("critical_eta", "count"),
+            critical_eta=("critical_eta", "median"),
+            critical_eta_min=("critical_eta", "min"),
+            critical_eta_max=("critical_eta", "max"),
+            eos_reached=("eos_reached", "median"),
+            eos_eta=("eos_eta", "median"),
+            eta_cert=("eta_cert", "median"),
+            eta_cert_min=("eta_cert", "min"),
+            eta_cert_max=("eta_cert", "max"),
+            acgh_eta=("acgh_eta", "median"),
+            n_acgh_defined=("acgh_eta", "count"),
+        )
+        .reset_index()
+    )
+    return out
+
+
+def per_layer_factor(depth: np.ndarray, eta: np.ndarray) -> float:
+    """Fitted factor ``q`` of ``eta ~ c q^N``: ``exp`` of the least-squares slope of
+    ``log eta`` against ``N`` over the finite positive values (NaN with fewer than two
+    depths). ``q = 1`` is no decay with depth, ``q = 1/2`` halving per layer."""
+    depth, eta = np.asarray(depth, dtype=float), np.asarray(eta, dtype=float)
+    ok = np.isfinite(eta) & (eta > 0)
+    if np.unique(depth[ok]).size < 2:
+        return float("nan")
+    slope = np.polyfit(depth[ok], np.log(eta[ok]), 1)[0]
+    return float(np.exp(slope))
+
+
+def depth_power(depth: np.ndarray, eta: np.ndarray) -> float:
+    """Fitted exponent ``p`` of ``eta ~ c N^p``: the least-squares slope of ``log eta``
+    against ``log N`` over the finite positive values (NaN with fewer than two depths).
+    A polynomial decay has a constant ``p``; an exponential one looks ever steeper."""
+    depth, eta = np.asarray(depth, dtype=float), np.asarray(eta, dtype=float)
+    ok = np.isfinite(eta) & (eta > 0)
+    if np.unique(depth[ok]).size < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(depth[ok]), np.log(eta[ok]), 1)[0])
+
+
+def exponential_reference(
+    depth: np.ndarray, depth0: float, eta0: float, factor: float = 0.5
+) -> np.ndarray:
+    """``eta0 * factor**(N - depth0)``: an exponential decay in depth through
+    ``(depth0, eta0)``; ``factor = 1/2`` is the ``2^-N`` reference of figure 6."""
+    return eta0 * factor ** (np.asarray(depth, dtype=float) - depth0)
+
+
+def family_reference(summary: pd.DataFrame, factor: float = 0.5) -> pd.DataFrame:
+    """Per family of :func:`threshold_summary`: an exponential reference and two fits.
+
+    One row per family and integer depth from ``N0`` (the family's first depth with a
+    critical step) to its deepest: ``reference = eta0 * factor**(N - N0)`` through the
+    median critical step ``eta0`` at ``N0`` (:func:`exponential_reference`), and, repeated
+    on every row of the family, the fits of the median critical step over depth:
+    ``fitted_factor`` (:func:`per_layer_factor`) and ``fitted_power`` (:func:`depth_power`).
+    Families without any critical step have no rows.
+    """
+    rows = []
+    for family, g in summary.groupby("family", sort=True):
+        found = g[g["critical_eta"].notna()].sort_values("depth")
+        if found.empty:
+            continue
+        N0, eta0 = found["depth"].iloc[0], found["critical_eta"].iloc[0]
+        Ns = np.arange(N0, g["depth"].max() + 1)
+        rows.append(
+            pd.DataFrame(
+                {
+                    "family": family,
+                    "depth": Ns,
+                    "reference": exponential_reference(Ns, N0, eta0, factor),
+                    "fitted_factor": per_layer_factor(g["depth"], g["critical_eta"]),
+                    "fitted_power": depth_power(g["depth"], g["critical_eta"]),
+                }
+            )
+        )
+    columns = ["family", "depth", "reference", "fitted_factor", "fitted_power"]
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=columns)
+
+
+# --- Style and saving ------------------------------------------------------------------------
+
+
 def setup(context: str = "paper", dpi: int = 150) -> None:
     """Seaborn theme and matplotlib defaults shared by every figure."""
     sns.set_theme(context=context, style="whitegrid")
@@ -61,3 +445,9 @@ def save(fig: plt.Figure, pdf: str | os.PathLike, png: str | os.PathLike) -> Non
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=Path(path).suffix[1:], metadata=meta)
+
+
+def panel_grid(n: int, max_cols: int = 4) -> tuple[int, int]:
+    """``(rows, cols)`` of a grid of ``n`` small multiples at most ``max_cols`` wide."""
+    cols = max(1, min(max_cols, n))
+    return -(-n // cols), cols

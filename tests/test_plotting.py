@@ -1,0 +1,356 @@
+"""The numbers the figures show: data preparation in deeplinear.plotting."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deeplinear import plotting
+
+DEPTHS = [2, 3, 4, 6, 8, 12, 16, 20]
+#: family -> (init, dataset, critical step at N = 2, its per-layer factor, certified
+#: fraction of it, per-layer factor of eta_cert, ACGH step at N = 2 or NaN).
+FAMILIES = {
+    "balanced |P|=1 / whitened": ("balanced", "white", 0.5, 0.93, 0.08, 0.9, 1e-6),
+    "balanced |P|=0.1 / whitened": ("balanced", "white", 0.8, 0.95, 0.05, 0.9, np.nan),
+    "gaussian s=0.1 / cond 10": ("gaussian", "cond10", 0.05, 0.9, 0.02, 0.5, np.nan),
+    "gaussian s=0.5 / whitened": ("gaussian", "white", 0.3, 0.85, 0.01, 0.3, np.nan),
+    "near_balanced xi=0.1 / cond 10": ("near_balanced", "cond10", 0.06, 0.92, 0.05, 0.8, np.nan),
+    "orthogonal s=1 / whitened": ("orthogonal", "white", 0.5, 0.93, 0.07, 0.85, np.nan),
+}
+
+
+def fake_thresholds(seeds: int = 3, seed: int = 0) -> pd.DataFrame:
+    """A realistic thresholds.csv (one row per start): critical steps decaying slowly with
+    depth, certified bounds below them, some searches without a critical step, the ACGH
+    bound finite for one family at small depths only."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i, (family, spec) in enumerate(FAMILIES.items()):
+        init, dataset, crit2, q, frac, q_cert, acgh2 = spec
+        for N in DEPTHS:
+            for s in range(seeds):
+                critical = crit2 * q ** (N - 2) * np.exp(0.1 * rng.standard_normal())
+                if init == "gaussian" and N >= 16 and s == 0:
+                    critical = np.nan  # the bisection found no converging step
+                cert = frac * crit2 * q_cert ** (N - 2) * np.exp(0.05 * rng.standard_normal())
+                balanced_s = 2 / (crit2 * q ** (N - 2) * 1.05)
+                rows.append(
+                    {
+                        "run_id": f"threshold-{i}{N:02d}{s}",
+                        "family": family,
+                        "dataset": dataset,
+                        "depth": N,
+                        "widths": "-".join(["4"] * N + ["3"]),
+                        "init": init,
+                        "init_scale": 1.0,
+                        "init_spread": 0.0,
+                        "seed": s,
+                        "eta_cert": cert,
+                        "critical_multiple": critical / cert,
+                        "critical_eta": critical,
+                        "sharpness_reached": 1.5 / critical if np.isfinite(critical) else np.nan,
+                        "eos_eta": 2 / balanced_s,
+                        "acgh_eta": acgh2 * 0.5 ** (N - 2) if N <= 4 else np.nan,
+                        "eps0": 1.0 + rng.random(),
+                        "delta0": 0.0 if init == "balanced" else rng.random(),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def thresholds() -> pd.DataFrame:
+    return fake_thresholds()
+
+
+def runs_table() -> pd.DataFrame:
+    """Five runs of two depths: every outcome, two starts."""
+    return pd.DataFrame(
+        {
+            "run_id": ["a", "b", "c", "d", "e"],
+            "depth": [2, 2, 3, 3, 3],
+            "init": ["balanced", "gaussian", "balanced", "balanced", "gaussian"],
+            "init_scale": [0.4] * 5,
+            "init_rank": [1, 4, 1, 1, 4],
+            "init_xi": [0.0, 0.0, 0.01, 0.0, 0.0],
+            "status": ["converged", "converged", "budget_exhausted", "diverged", "converged"],
+            "global_optimal": [True, True, False, False, False],
+            "rank_optimal": [True, True, False, False, True],
+            "final_rank": [4, 4, 3, 4, 1],
+            "target_rank": [4] * 5,
+            "widths": ["5-5-4", "5-5-4", "5-5-5-4", "5-5-5-4", "5-5-5-4"],
+            "step_multiple": [1.0, 1.0, 1.0, 10.0, 0.5],
+            "optimal_loss": [0.5, 0.5, 0.25, 0.25, 0.25],
+            "eta": [0.1, 0.1, 0.01, 0.1, 0.005],
+        }
+    )
+
+
+def trajectories_table() -> pd.DataFrame:
+    """Three logged iterations per run, plus a run ("z") that is not in the runs table."""
+    ids = ["a", "b", "c", "d", "e", "z"]
+    return pd.DataFrame(
+        {
+            "run_id": np.repeat(ids, 3),
+            "iteration": np.tile([0, 10, 20], len(ids)),
+            "loss": np.tile([2.5, 1.0, 0.5], len(ids)),
+        }
+    )
+
+
+def test_merge_runs_keeps_every_trajectory_row_and_adds_the_named_columns():
+    traj, runs = trajectories_table(), runs_table()
+    merged = plotting.merge_runs(traj, runs, ["depth", "optimal_loss"])
+    kept = traj[traj["run_id"].isin(runs["run_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(merged[traj.columns], kept)
+    assert list(merged.columns) == [*traj.columns, "depth", "optimal_loss"]
+    by_run = runs.set_index("run_id")
+    assert (merged["depth"] == by_run.loc[merged["run_id"], "depth"].to_numpy()).all()
+
+
+def test_merge_runs_names_a_missing_column_and_rejects_repeated_runs():
+    with pytest.raises(KeyError, match="no_such_column"):
+        plotting.merge_runs(trajectories_table(), runs_table(), ["no_such_column"])
+    runs = pd.concat([runs_table(), runs_table().iloc[:1]])
+    with pytest.raises(ValueError, match="run_id"):
+        plotting.merge_runs(trajectories_table(), runs, ["depth"])
+
+
+def test_loss_curves_excess_k_t_and_floor():
+    merged = plotting.merge_runs(
+        trajectories_table(), runs_table(), ["optimal_loss", "eta", "status"]
+    )
+    merged.loc[0, "loss"] = merged.loc[0, "optimal_loss"] - 1e-3  # a rounding residue below L*
+    curves = plotting.loss_curves(merged)
+    assert curves.loc[0, "excess"] == plotting.EXCESS_FLOOR
+    expected = (merged["loss"] - merged["optimal_loss"]).clip(lower=plotting.EXCESS_FLOOR)
+    np.testing.assert_allclose(curves["excess"][1:], expected[1:])
+    assert (curves["excess"] > 0).all()  # every point has a place on the log axis
+    assert (curves["k"] == merged["iteration"] + 1).all()
+    np.testing.assert_allclose(curves["t"], merged["eta"] * merged["iteration"])
+    # The axis cap sits `decades` above the largest initial excess, and caps diverged runs.
+    top = plotting.excess_cap(curves, decades=4)
+    assert top == pytest.approx(1e4 * (2.5 - 0.25))
+    capped = plotting.cap_curves(curves.assign(excess=curves["excess"] * 1e6), top=10.0)
+    assert capped["excess_shown"].max() == 10.0
+    assert set(capped.loc[capped["diverged"], "run_id"]) == {"d"}
+
+
+def test_drift_bound_is_guarantee_2():
+    assert plotting.drift_bound(0.01, 3.0, 1.0) == pytest.approx(2 * 0.01 * 2.0)
+
+
+def test_guarantee_ratios_on_a_hand_made_table():
+    traj = pd.DataFrame(
+        {
+            "run_id": ["a"] * 4,
+            "iteration": [0, 1, 2, 3],
+            "excess_loss": [1.0, 0.5, 0.25, 1.0 - 1e-12],
+            "max_weight_norm": [1.0, 1.5, 2.0, 2.0],
+            "balance_drift": [0.0, 0.004, 0.006, 1e-15],
+            "eta_bound": [0.01] * 4,
+            "eps0": [1.0] * 4,
+            "bound_weight_norm": [4.0] * 4,
+        }
+    )
+    out = plotting.guarantee_ratios(traj)
+    assert list(out["k"]) == [1, 2, 3]  # iteration 0 has no place on the log axis
+    np.testing.assert_allclose(out["norm_ratio"], [1.5 / 4, 2.0 / 4, 2.0 / 4])
+    # drift / (2 eta (eps0 - eps)): 0.004 / 0.01 and 0.006 / 0.015
+    np.testing.assert_allclose(out["drift_ratio"].iloc[:2], [0.4, 0.4])
+    # at k = 3 the bound 2e-14 is below the rounding floor: not drawn
+    assert 2 * 0.01 * 1e-12 < plotting.ROUNDING_FLOOR
+    assert np.isnan(out["drift_ratio"].iloc[2])
+
+
+def test_outcome_shares_sum_to_one_in_the_colour_order():
+    runs = runs_table().assign(start=plotting.start_labels(runs_table()))
+    shares = plotting.outcome_shares(runs, ["depth", "start"])
+    assert list(shares.columns) == list(plotting.OUTCOME_COLORS)
+    np.testing.assert_allclose(shares.sum(axis=1), 1.0)
+    depth3 = shares.loc[3]
+    assert depth3.loc["balanced s=0.4 r0=1", "diverged"] == 1.0
+    assert depth3.loc["balanced s=0.4 r0=1 xi=0.01", "not converged / not rank-optimal"] == 1
+    assert depth3.loc["gaussian s=0.4 r0=4", "rank-r optimum (r < target)"] == 1.0
+    rows = plotting.outcome_shares(
+        runs.assign(row=plotting.start_depth_labels(runs)), "row", ascending=False
+    )
+    assert list(rows.index) == sorted(rows.index, reverse=True)
+    assert "balanced s=0.4 r0=1, N = 2" in rows.index
+    np.testing.assert_allclose(rows.sum(axis=1), 1.0)
+
+
+def test_outcome_bars_draw_one_stacked_bar_per_row():
+    runs = runs_table().assign(start=plotting.start_labels(runs_table()))
+    shares = plotting.outcome_shares(runs, "start")
+    fig, ax = plotting.plt.subplots()
+    plotting.draw_outcome_bars(ax, shares)
+    widths = np.array([p.get_width() for p in ax.patches]).reshape(shares.shape[1], -1)
+    np.testing.assert_allclose(widths.sum(axis=0), 1.0)  # each bar reaches 1
+    plotting.plt.close(fig)
+    handles, labels = plotting.outcome_legend()
+    assert labels == list(plotting.OUTCOME_COLORS) and len(handles) == 4
+
+
+def test_rank_texts_and_converged_share():
+    runs = runs_table()
+    assert plotting.target_rank_text(runs[runs["depth"] == 3]) == "4 (hidden 5)"
+    assert plotting.limit_ranks(runs) == [1, 3, 4]  # run d diverged at rank 4 ... and a, b
+    share = plotting.converged_share(runs)
+    assert list(share.index) == [3, 2]
+    assert list(share.columns) == ["0.5", "1", "10"]
+    assert share.loc[3, "1"] == 0.0 and share.loc[3, "0.5"] == 1.0 and share.loc[2, "1"] == 1.0
+
+
+def test_power_law_prefactor_recovers_a_known_prefactor():
+    rng = np.random.default_rng(1)
+    xi = np.geomspace(1e-4, 1e-1, 12)
+    t = 0.37 * xi**-2.0
+    assert plotting.power_law_prefactor(xi, t, -2.0) == pytest.approx(0.37, rel=1e-12)
+    noisy = t * np.exp(0.05 * rng.standard_normal(xi.size))
+    assert plotting.power_law_prefactor(xi, noisy, -2.0) == pytest.approx(0.37, rel=0.05)
+    assert np.isnan(plotting.power_law_prefactor([], [], -1.0))
+
+
+def test_escape_points_and_curves():
+    runs = pd.DataFrame(
+        {
+            "depth": [3, 3, 3, 3, 2],
+            "init_xi": [1e-3, 1e-2, 1e-1, 0.0, 1e-2],
+            "escape_level": [0.1, 0.1, 0.1, 0.1, np.nan],
+            "escape_time": [np.nan, 50.0, 5.0, np.nan, 1.0],
+            "eta": [0.01] * 5,
+            "iterations": [20000] * 5,
+        }
+    )
+    points = plotting.escape_points(runs)
+    assert list(points["init_xi"]) == [1e-3, 1e-2, 1e-1]  # unperturbed, no level: out
+    assert list(points["escaped"]) == [False, True, True]
+    assert list(points["t"]) == [200.0, 50.0, 5.0]  # censored at eta * iterations
+    fit = pd.Series({"depth": 3, "xi_min_fitted": 1e-2, "xi_max_fitted": 1e-1})
+    curve = plotting.escape_curves(fit, points[points["escaped"]], n=5)
+    np.testing.assert_allclose(curve["xi"][[0, -1]], [1e-2, 1e-1])
+    np.testing.assert_allclose(curve["predicted"][[0, -1]], [50.0, 5.0])  # t = 0.5 / xi
+    fit2 = pd.Series(
+        {
+            "depth": 2,
+            "xi_min_fitted": 1e-3,
+            "xi_max_fitted": 1e-1,
+            "log_intercept": 1.0,
+            "log_slope": 0.5,
+            "power_prefactor": 2.0,
+            "fitted_exponent": -0.25,
+        }
+    )
+    curve2 = plotting.escape_curves(fit2, points, n=3)
+    np.testing.assert_allclose(curve2["log"], 1.0 + 0.5 * np.log(1 / curve2["xi"]))
+    np.testing.assert_allclose(curve2["power"], 2.0 * curve2["xi"] ** -0.25)
+
+
+def test_phase_grid_and_heatmap_position():
+    stats = pd.DataFrame(
+        {
+            "depth": [2, 2, 2],
+            "step_multiple": [1.0, 1.0, 10.0],
+            "frac_converged": [1.0, 0.5, 0.0],
+            "frac_diverged": [0.0, 0.0, 1.0],
+            "frac_budget_exhausted": [0.0, 0.5, 0.0],
+        }
+    )
+    grid = plotting.phase_grid(stats)
+    assert grid.loc[(2, 1.0), "frac_converged"] == 0.75
+    np.testing.assert_allclose(grid.sum(axis=1), 1.0)
+    cols = [0.5, 1.0, 10.0, 100.0]
+    assert plotting.heatmap_position(10.0, cols) == 2.5  # centre of cell 2
+    assert plotting.heatmap_position(np.sqrt(10 * 100), cols) == pytest.approx(3.0)
+    assert plotting.heatmap_edge_after(1.0, cols) == 2  # between the cells 1 and 10
+    assert plotting.heatmap_edge_after(0.1, cols) == 0
+
+
+def test_critical_multiples_without_and_with_families(thresholds):
+    legacy = pd.DataFrame({"depth": [2, 2, 3], "critical_multiple": [10.0, 20.0, 30.0]})
+    crit, note = plotting.critical_multiples(legacy)
+    assert crit.to_dict() == {2: 15.0, 3: 30.0} and note == ""
+    per_family = thresholds.groupby(["family", "dataset", "init", "depth"], as_index=False)[
+        "critical_multiple"
+    ].median()
+    crit, note = plotting.critical_multiples(per_family, "cond10", ["gaussian"])
+    expected = per_family.query("family == 'gaussian s=0.1 / cond 10'")
+    assert crit.to_dict() == dict(
+        zip(expected["depth"], expected["critical_multiple"], strict=True)
+    )
+    assert "gaussian s=0.1 / cond 10" in note
+    crit, note = plotting.critical_multiples(per_family, "cond10", ["near_balanced"])
+    assert "near_balanced xi=0.1 / cond 10" in note
+    crit, note = plotting.critical_multiples(per_family, "cond10", ["balanced"])
+    assert "gaussian s=0.1 / cond 10" in note  # no balanced family on cond10: first by name
+    crit, note = plotting.critical_multiples(per_family, "synthetic", ["balanced"])
+    assert crit.empty and "synthetic" in note
+    crit, note = plotting.critical_multiples(per_family.drop(columns="dataset"), "white")
+    assert crit.empty and "dataset" in note
+
+
+def test_threshold_summary_medians_bands_and_sharpness(thresholds):
+    summary = plotting.threshold_summary(thresholds)
+    assert len(summary) == len(FAMILIES) * len(DEPTHS)
+    assert (summary["n_starts"] == 3).all()
+    row = summary.query("family == 'gaussian s=0.1 / cond 10' and depth == 20").iloc[0]
+    starts = thresholds.query("family == 'gaussian s=0.1 / cond 10' and depth == 20")
+    found = starts["critical_eta"].dropna()
+    assert row["n_critical_found"] == 2 == len(found)
+    assert row["critical_eta"] == pytest.approx(found.median())
+    assert (row["critical_eta_min"], row["critical_eta_max"]) == (found.min(), found.max())
+    assert row["eos_reached"] == pytest.approx(np.median(2 / starts["sharpness_reached"].dropna()))
+    assert row["eta_cert_min"] <= row["eta_cert"] <= row["eta_cert_max"]
+    assert np.isnan(row["acgh_eta"]) and row["n_acgh_defined"] == 0
+    acgh = summary.query("family == 'balanced |P|=1 / whitened'").set_index("depth")["acgh_eta"]
+    assert acgh[2] == pytest.approx(1e-6) and np.isnan(acgh[6])
+    # an infinite ACGH value (assumption not met) counts as undefined
+    inf = thresholds.assign(acgh_eta=np.inf)
+    assert plotting.threshold_summary(inf)["n_acgh_defined"].eq(0).all()
+
+
+def test_per_layer_factor_and_reference(thresholds):
+    N = np.array(DEPTHS, dtype=float)
+    assert plotting.per_layer_factor(N, 0.3 * 0.8**N) == pytest.approx(0.8)
+    assert plotting.depth_power(N, 5 / N**2) == pytest.approx(-2.0)
+    assert np.isnan(plotting.per_layer_factor([2, 3], [0.1, np.nan]))
+    assert np.isnan(plotting.depth_power([2, 2], [0.1, 0.2]))
+    np.testing.assert_allclose(plotting.exponential_reference([2, 3, 5], 2, 0.4), [0.4, 0.2, 0.05])
+    summary = plotting.threshold_summary(thresholds)
+    ref = plotting.family_reference(summary)
+    assert set(ref["family"]) == set(FAMILIES)
+    fam = ref[ref["family"] == "balanced |P|=1 / whitened"]
+    first = summary.query("family == 'balanced |P|=1 / whitened' and depth == 2")
+    assert fam["reference"].iloc[0] == first["critical_eta"].iloc[0]
+    assert list(fam["depth"]) == list(range(2, 21))
+    np.testing.assert_allclose(fam["reference"].iloc[1] / fam["reference"].iloc[0], 0.5)
+    assert fam["fitted_factor"].iloc[0] == pytest.approx(0.93, abs=0.02)
+
+
+def test_panel_grid():
+    assert plotting.panel_grid(1) == (1, 1)
+    assert plotting.panel_grid(7) == (2, 4)
+    assert plotting.panel_grid(6, max_cols=3) == (2, 3)
+
+
+def test_family_reference_fits_a_polynomial_family():
+    summary = pd.DataFrame(
+        {"family": "f", "depth": DEPTHS, "critical_eta": [0.8 / N for N in DEPTHS]}
+    )
+    ref = plotting.family_reference(summary)
+    assert ref["fitted_power"].iloc[0] == pytest.approx(-1.0)
+    assert ref["reference"].iloc[0] == pytest.approx(0.4)
+    none_found = summary.assign(critical_eta=np.nan)
+    assert plotting.family_reference(none_found).empty
+
+
+def test_of_experiment_filters_and_names_a_missing_experiment():
+    table = pd.DataFrame({"experiment": ["rank", "escape", "rank"], "x": [1, 2, 3]})
+    assert list(plotting.of_experiment(table, "rank")["x"]) == [1, 3]
+    one = table.drop(columns="experiment")
+    assert plotting.of_experiment(one, "rank") is one
+    with pytest.raises(ValueError, match="'stepsize'"):
+        plotting.of_experiment(table, "stepsize")
