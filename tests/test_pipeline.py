@@ -108,7 +108,7 @@ def test_one_figure_plans_only_the_shards_of_its_experiments(tmp_path, fig):
     shards = planned_shards(proc)
     assert {exp for exp, _ in shards} == set(fig.experiments.values())
     threshold = "rule threshold_shard" in proc.stdout + proc.stderr
-    assert threshold == any(t in ("thresholds", "step_thresholds") for t in fig.tables)
+    assert threshold == fig.study_wide()
 
 
 def test_a_new_step_multiple_reruns_only_its_new_shards(smoke, tmp_path):

@@ -54,7 +54,7 @@ def test_defaults_come_from_the_schema_and_fill_nested_entries():
     bounded = cfg["experiments"]["bounded"]["step_rules"]
     assert bounded[0] == {"schedule": "constant"}
     assert bounded[1]["alpha"] == 0.5 and bounded[1]["tau"] == 100
-    assert cfg["threshold_search"]["lo"] == 1.0 and cfg["figures"]["palette"] == "viridis"
+    assert cfg["threshold_search"]["lo"] == 0.25 and cfg["figures"]["palette"] == "viridis"
 
 
 def test_a_cell_does_not_depend_on_which_other_cells_exist():
@@ -154,7 +154,8 @@ def test_tables_that_miss_or_double_a_planned_run_are_errors_naming_the_shard():
 def test_every_figure_reads_only_its_own_experiments_tables():
     for fig in figures.FIGURES:
         for param, path in fig.table_paths("T").items():
-            bound = fig.tables[param]
+            spec = fig.tables[param]
+            bound = spec[1] if isinstance(spec, tuple) else spec
             if bound is None:
                 assert path.startswith("T/") and "/experiments/" not in path
             else:

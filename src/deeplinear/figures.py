@@ -41,25 +41,33 @@ class Figure:
     """One figure: ``notebooks/{name}.ipynb`` renders ``{name}.pdf`` and ``{name}.png``.
 
     ``experiments`` binds notebook parameters to experiment names; ``tables`` maps each
-    table parameter of the notebook to the experiment parameter whose table it is, or to
-    ``None`` for a study-wide table.
+    table parameter of the notebook to ``(table, experiment parameter)``: that experiment's
+    table, or the study-wide table when the experiment parameter is ``None``. A parameter
+    named like its table may be given as just the experiment parameter (or ``None``).
     """
 
     name: str
     claims: tuple[int, ...]
     experiments: Mapping[str, str] = field(default_factory=dict)
-    tables: Mapping[str, str | None] = field(default_factory=dict)
+    tables: Mapping[str, str | tuple[str, str | None] | None] = field(default_factory=dict)
 
     def table_paths(self, tables_dir: str) -> dict[str, str]:
         """Notebook parameter -> path of the table, under ``tables_dir``."""
         out = {}
-        for param, bound in self.tables.items():
+        for param, spec in self.tables.items():
+            table, bound = spec if isinstance(spec, tuple) else (param, spec)
             if bound is None:
-                out[param] = f"{tables_dir}/{STUDY_TABLES[param]}"
+                out[param] = f"{tables_dir}/{STUDY_TABLES[table]}"
             else:
                 exp = self.experiments[bound]
-                out[param] = f"{tables_dir}/experiments/{exp}/{EXPERIMENT_TABLES[param]}"
+                out[param] = f"{tables_dir}/experiments/{exp}/{EXPERIMENT_TABLES[table]}"
         return out
+
+    def study_wide(self) -> bool:
+        """Whether the figure reads a study-wide table (the threshold search)."""
+        return any(
+            (spec[1] if isinstance(spec, tuple) else spec) is None for spec in self.tables.values()
+        )
 
 
 FIGURES: tuple[Figure, ...] = (
@@ -89,6 +97,7 @@ FIGURES: tuple[Figure, ...] = (
             "runs": "experiment",
             "rank_stats": "experiment",
             "escape_scaling": "escape_experiment",
+            "escape_runs": ("runs", "escape_experiment"),
         },
     ),
     Figure(
