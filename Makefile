@@ -8,13 +8,18 @@ STAMP  := $(VENV)/.installed
 CFF    := .venv-cff/bin/cffconvert
 CORES  ?= 8
 FIG    ?= fig1_stepsize
+# A config file replaces config/config.yaml (it is never merged into it): CONFIG=my.yaml.
+CONFIG ?=
+CONFIG_ARG := $(if $(CONFIG),--configfile=$(CONFIG),)
+CHECK  = $(BIN)/python -m deeplinear.plan check $(or $(1),config/config.yaml)
 # Rules run `python` from their environment: with .venv, that is .venv/bin/python.
 export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: reproduce readme test lint smoke figure bench archive verify-archive clean help
 
 help:
-	@echo "make reproduce   set up .venv and run the full pipeline (snakemake --cores $(CORES))"
+	@echo "make reproduce   set up .venv and run the full pipeline (snakemake --cores $(CORES));"
+	@echo "                 CONFIG=my.yaml runs that config instead of config/config.yaml"
 	@echo "make test        set up .venv, lint with ruff, run the test suite"
 	@echo "make readme      copy the claims table of results/ into README.md (after reproduce)"
 	@echo "make smoke       run the whole pipeline on the tiny smoke config (into results/smoke)"
@@ -30,8 +35,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 reproduce: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES)
-	$(MAKE) readme
+	$(call CHECK,$(CONFIG))
+	$(BIN)/snakemake --cores $(CORES) $(CONFIG_ARG)
+	$(if $(CONFIG),,$(MAKE) readme)
 
 readme: $(STAMP)
 	$(BIN)/python -m deeplinear.readme README.md results/tables/claims.md
@@ -48,10 +54,12 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 smoke: $(STAMP)
-	$(BIN)/snakemake --cores 2 --configfile config/smoke.yaml
+	$(call CHECK,config/smoke.yaml)
+	$(BIN)/snakemake --cores 2 --configfile=config/smoke.yaml
 
 figure: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) figures/$(FIG).pdf figures/$(FIG).png
+	$(call CHECK,$(CONFIG))
+	$(BIN)/snakemake --cores $(CORES) figures/$(FIG).pdf figures/$(FIG).png $(CONFIG_ARG)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gd.py

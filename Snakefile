@@ -5,7 +5,10 @@
 # The config is config/config.yaml, or exactly the files given with --configfile (they
 # replace the default; they are never merged into it). It is validated against
 # workflow/schemas/config.schema.yaml, the only place defaults live, and turned into one
-# plan object (deeplinear.plan.Plan) that every rule reads.
+# plan object (deeplinear.plan.Plan) that every rule reads. Outputs go below the working
+# directory; the project's own files (config, notebooks) are found beside this Snakefile.
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -13,7 +16,7 @@ min_version("9.0")
 
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.relpath(f"{workflow.basedir}/config/config.yaml")
 
 
 include: "workflow/rules/common.smk"

@@ -342,17 +342,55 @@ def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
         )
 
 
-def load(path: str | Path, schema: str | Path) -> dict[str, Any]:
-    """Read a YAML config, validate it against ``schema`` and fill the schema's defaults."""
+def read_yaml(path: str | Path) -> Any:
+    """A YAML file; a syntax error names the file, line and column."""
     import yaml
 
-    text = Path(path).read_text()
     try:
-        cfg = yaml.safe_load(text)
+        text = Path(path).read_text()
+    except OSError as err:
+        raise InputError(f"config file {path}: {err.strerror}") from None
+    try:
+        return yaml.safe_load(text)
     except yaml.YAMLError as err:
-        raise InputError(f"config file {path}: {err}") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise InputError(f"config file {path}{where}: {problem}") from None
+
+
+def load(path: str | Path, schema: str | Path) -> dict[str, Any]:
+    """Read a YAML config, validate it against ``schema`` and fill the schema's defaults."""
+    cfg = read_yaml(path)
     validate(cfg, schema)
     return cfg
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m deeplinear.plan check FILE``: the config's errors, or its size, before
+    Snakemake runs (Snakemake itself reports a YAML syntax error without file or line)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "check":
+        print("usage: python -m deeplinear.plan check CONFIG.yaml", file=sys.stderr)
+        return 2
+    schema = Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
+    try:
+        cfg = load(args[1], schema)
+        plan = Plan.from_config(cfg)
+    except InputError as err:
+        print(f"Error in the config ({args[1]}): {err}", file=sys.stderr)
+        return 1
+    runs = sum(len(e.runs) for e in plan.experiments.values())
+    shards = sum(len(e.shards) for e in plan.experiments.values())
+    print(
+        f"{args[1]}: {len(plan.experiments)} experiments, {runs} runs in {shards} shards; "
+        f"threshold search: {len(plan.threshold.runs)} starts in {len(plan.threshold.shards)} "
+        "shards"
+    )
+    return 0
+
 
 
 def validate(cfg: Any, schema: str | Path) -> None:
@@ -389,3 +427,7 @@ def key_path(path) -> str:
     for part in path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out or "(top level)"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -8,7 +8,7 @@ for fig in figures.FIGURES:
         name:
             f"figure_{fig.name}"
         input:
-            notebook=f"notebooks/{fig.name}.ipynb",
+            notebook=os.path.relpath(f"{workflow.basedir}/notebooks/{fig.name}.ipynb"),
             tables=list(fig.table_paths(TABLES).values()),
         output:
             pdf=figure_paths(fig.name)[0],
