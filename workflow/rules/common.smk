@@ -27,7 +27,7 @@ def _plan(cfg):
             dims[name] = ds.X.shape[0], ds.Y.shape[0]
         return plan.Plan.from_config(cfg, dims)
     except InputError as err:
-        files = ", ".join(workflow.overwrite_configfiles) or "config/config.yaml"
+        files = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
         sys.exit(f"Error in the config ({files}): {err}")
 
 
