@@ -32,4 +32,5 @@ rule all:
     input:
         ALL_TABLES,
         ALL_FIGURES,
+        f"{TABLES}/runtimes.csv",
     default_target: True

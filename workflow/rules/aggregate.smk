@@ -81,3 +81,20 @@ rule claims:
         f"{RESULTS}/benchmarks/claims.tsv"
     script:
         "../../scripts/claims.py"
+
+
+rule runtimes:
+    """Wall time per rule and experiment, from every job's `benchmark:` file (not part of
+    the archive: timings differ from run to run)."""
+    input:
+        BENCHMARKS,
+    output:
+        table=f"{TABLES}/runtimes.csv",
+    params:
+        root=f"{RESULTS}/benchmarks",
+    conda:
+        ENV
+    log:
+        f"{RESULTS}/logs/aggregate/runtimes.log",
+    script:
+        "../../scripts/runtimes.py"

@@ -77,5 +77,25 @@ ALL_TABLES = [
 ]
 ALL_FIGURES = [path for fig in figures.FIGURES for path in figure_paths(fig.name)]
 
+
+
+#: The benchmark file of every job that `all` runs (rule `runtimes` sums them).
+BENCH = f"{RESULTS}/benchmarks"
+BENCHMARKS = [
+    *(f"{BENCH}/dataset/{name}.tsv" for name in PLAN.datasets),
+    *(
+        f"{BENCH}/train_shard/{name}/{shard}.tsv"
+        for name, exp in PLAN.experiments.items()
+        for shard in exp.shards
+    ),
+    *(f"{BENCH}/threshold_shard/{shard}.tsv" for shard in PLAN.threshold.shards),
+    *(f"{BENCH}/aggregate_experiment/{name}.tsv" for name in PLAN.experiments),
+    f"{BENCH}/aggregate_study.tsv",
+    f"{BENCH}/aggregate_thresholds.tsv",
+    f"{BENCH}/claims.tsv",
+    *(f"{BENCH}/figures/{fig.name}.tsv" for fig in figures.FIGURES),
+]
+
+
 #: Interim: archive.smk still reads PYTHON (the rule environment's interpreter).
 PYTHON = "python"
