@@ -240,7 +240,8 @@ def critical_steps(
     run whose gradient merely became small, near a saddle such as the origin, fails). A
     start that neither converges nor diverges at its lower end (``T`` too short: a plateau,
     or a slow escape from the origin) has no critical step (NaN): a smaller step only buys
-    the same time at a higher price. ``critical_at_upper_end`` flags starts that converged at ``hi`` itself.
+    the same time at a higher price. ``critical_at_upper_end`` flags starts that converged
+    at ``hi`` itself.
 
     ``sharpness_reached`` is the largest Hessian eigenvalue at the point GD reached at the
     critical step (theory.md 9), so ``critical_eta * sharpness_reached`` near 2 means the

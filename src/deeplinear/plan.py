@@ -392,7 +392,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-
 def validate(cfg: Any, schema: str | Path) -> None:
     """Validate ``cfg`` in place against the JSON schema (YAML) and fill its defaults.
 
