@@ -91,7 +91,7 @@ rule runtimes:
     output:
         table=f"{TABLES}/runtimes.csv",
     params:
-        root=f"{RESULTS}/benchmarks",
+        root=lambda wc, input: os.path.commonpath(input),
     conda:
         ENV
     log:
