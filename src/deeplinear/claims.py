@@ -117,10 +117,23 @@ def _row(claim: int, evidence: str, n: int, measured: str, verdict: str) -> dict
     }
 
 
-def _require(table: pd.DataFrame, columns: list[str], name: str) -> None:
+#: Columns read as numbers (an empty table read from CSV has them as strings).
+NUMERIC = [
+    "depth", "init_scale", "init_rank", "init_xi", "init_spread", "seed", "step_multiple",
+    "eta", "eta_bound", "eos_eta", "decrease_failures", "drift_failures", "norm_failures",
+    "final_rank", "escape_level", "escape_time", "eta_cert", "critical_multiple",
+    "critical_eta", "delta0", "sharpness_reached",
+]  # fmt: skip
+
+
+def _checked(table: pd.DataFrame, columns: list[str], name: str) -> pd.DataFrame:
+    """``table`` with its :data:`NUMERIC` columns as numbers; raises
+    :class:`InputError` naming the ``columns`` it lacks."""
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise InputError(f"{name} table lacks column(s) {', '.join(missing)}")
+    numeric = {c: pd.to_numeric(table[c], errors="coerce") for c in NUMERIC if c in table}
+    return table.assign(**numeric)
 
 
 def _multiple(runs: pd.DataFrame) -> pd.Series:
@@ -137,7 +150,8 @@ def _r_max(widths: str) -> int:
 
 def _deficient(runs: pd.DataFrame, kinds: tuple[str, ...]) -> pd.Series:
     """Starts of the given init kinds whose product rank is below the bottleneck."""
-    return runs["init"].isin(kinds) & (runs["init_rank"] < runs["widths"].map(_r_max))
+    r_max = pd.to_numeric(runs["widths"].map(_r_max))
+    return runs["init"].isin(kinds) & (runs["init_rank"] < r_max)
 
 
 def _exact_deficient(runs: pd.DataFrame) -> pd.Series:
@@ -160,7 +174,7 @@ RUN_COLUMNS_1 = [
 
 def claim1(runs: pd.DataFrame) -> dict:
     """Claim 1 by :data:`RULES` [1]."""
-    _require(runs, [*RUN_COLUMNS_1, "step_multiple"], "runs")
+    runs = _checked(runs, [*RUN_COLUMNS_1, "step_multiple"], "runs")
     w = runs[_multiple(runs) <= 1]
     if w.empty:
         return _row(1, "no run within the bound", 0, "", INCONCLUSIVE)
@@ -201,7 +215,7 @@ def claim2_fits(thresholds: pd.DataFrame) -> pd.DataFrame:
     """Depth laws of ``eta_cert`` and the critical step per start family
     (:func:`deeplinear.stats.depth_law`), with a ``balanced`` column: the table the
     workflow writes to ``results/tables/claim2_fits.csv``. Balanced families first."""
-    _require(thresholds, THRESHOLD_COLUMNS, "thresholds")
+    thresholds = _checked(thresholds, THRESHOLD_COLUMNS, "thresholds")
     balanced = thresholds.groupby("family")["delta0"].agg(
         lambda d: bool((d.abs() <= BALANCED_DELTA0).all())
     )
@@ -277,7 +291,7 @@ def _combine(a: bool | None, b: bool | None) -> str:
 
 def claim3(runs: pd.DataFrame) -> dict:
     """Claim 3 by :data:`RULES` [3] (escape cells from the per-run times in ``runs``)."""
-    _require(runs, [*ESCAPE_RUN_COLUMNS, "budget_capped", "global_optimal"], "runs")
+    runs = _checked(runs, [*ESCAPE_RUN_COLUMNS, "budget_capped", "global_optimal"], "runs")
     w = runs[(runs["depth"] == 2) & (_multiple(runs) <= 1)]
     w = w[~_exact_deficient(w) & ~_flag(w["budget_capped"])]
     glob = _flag(w["global_optimal"])
@@ -308,7 +322,7 @@ def claim3(runs: pd.DataFrame) -> dict:
 def claim4(runs: pd.DataFrame) -> dict:
     """Claim 4 by :data:`RULES` [4] (escape cells from the per-run times in ``runs``)."""
     need = ["status", "rank_optimal", "global_optimal", "final_rank"]
-    _require(runs, [*ESCAPE_RUN_COLUMNS, *need], "runs")
+    runs = _checked(runs, [*ESCAPE_RUN_COLUMNS, *need], "runs")
     w = runs[(runs["depth"] >= 3) & (_multiple(runs) <= 1)]
     c = w[w["status"] == "converged"]
     opt = _flag(c["rank_optimal"])
@@ -446,9 +460,9 @@ def _search_onset(thresholds: pd.DataFrame) -> pd.DataFrame:
 def _onset(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
     """Onset table with the private count columns the verdict needs."""
     need = ["depth", "widths", "init", "status", "seed", "step_multiple", "eta_bound", "eos_eta"]
-    _require(runs, [*need, "global_optimal"], "runs")
+    runs = _checked(runs, [*need, "global_optimal"], "runs")
     need = ["depth", "eta_cert", "critical_multiple", "critical_eta", "eos_eta"]
-    _require(thresholds, need, "thresholds")
+    thresholds = _checked(thresholds, need, "thresholds")
     parts = [p for p in (_grid_onset(runs), _search_onset(thresholds)) if len(p)]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     out = out.reindex(columns=[*ONSET_COLUMNS, *_GRID_COUNTS, "_below"])
