@@ -3,13 +3,15 @@ evidence gives "inconclusive", never "supported"."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deeplinear import claims
+from deeplinear import claims, stats
 from deeplinear.errors import InputError
 
 S, NS, INC = claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE
@@ -284,7 +286,7 @@ def test_claim5_supported_when_failure_sets_in_between_the_bound_and_the_edge():
     assert g["n_converged_within"] == 10 and g["fail_within"] == 0 and g["fail_above"] == 0.5
     s = onset[onset["source"] == "search"].iloc[0]
     assert s["onset_lo"] == 4.5 and s["max_converged_over_eos"] == pytest.approx(0.9)
-    assert not onset["above_eos"].any() and not onset["below_bound"].any()
+    assert onset["in_window"].all() and not onset["above_eos"].any()
 
 
 def test_claim5_not_supported_when_runs_above_the_bound_fail_no_more_often():
@@ -298,6 +300,9 @@ def test_claim5_not_supported_when_runs_above_the_bound_fail_no_more_often():
 def test_claim5_not_supported_when_onset_lies_above_the_edge_of_stability():
     above = grid(fails_from=8, eos_multiple=2)  # converged to a global minimum at 4 > 2
     assert claims.claim5(above, search(1.9, 2))["verdict"] == NS
+    onset = claims.failure_onset(above, search(1.9, 2)).set_index("source")
+    assert onset.loc["grid", "max_converged_over_eos"] == 2.0
+    assert list(onset["in_window"]) == [False, True]
     assert claims.claim5(grid(8, 5), search(6.0, 5))["verdict"] == NS  # search above 5.25
     assert claims.claim5(grid(8, 5), search(5.2, 5))["verdict"] == S  # within tolerance
 
@@ -353,3 +358,22 @@ def test_readme_section_is_replaced_between_markers_only():
     assert out == f"head\n{claims.README_START}\nnew\n{claims.README_END}\ntail\n"
     with pytest.raises(ValueError, match="markers"):
         claims.update_readme("no markers", "x")
+
+
+def test_theory_md_states_the_rules_with_the_code_s_thresholds():
+    text = (Path(__file__).resolve().parents[1] / "docs/theory.md").read_text()
+    section = " ".join(text.split("## 13. Claim rules", 1)[1].split())
+    for value in (
+        f"{claims.CONVERGED_FRACTION:.0%}",
+        f"{claims.OPTIMAL_FRACTION:.0%}",
+        f"{claims.MIN_RUNS} eligible runs",
+        f"delta0 <= {claims.BALANCED_DELTA0:g}",
+        f"(2 - N)(1 +- {claims.EXPONENT_RTOL:g})",
+        f"eos_eta (1 + {claims.EOS_TOL:g})",
+        f"{stats.N_BOOT} resamples with generator seed {stats.BOOT_SEED}",
+        f"at least {stats.MIN_PER_DEPTH} finite positive values",
+        f"({stats.MIN_DEPTHS} such depths needed",
+        f"({stats.MIN_LEVELS} such levels needed",
+        f"at least {stats.MIN_PER_LEVEL} runs are fitted",
+    ):
+        assert value in section, value

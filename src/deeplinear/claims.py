@@ -359,7 +359,7 @@ ONSET_COLUMNS = [
     "source", "family", "dataset", "depth", "widths", "n_starts", "n_paired",
     "n_converged_within", "multiples", "fail_within", "fail_above", "onset_lo", "onset_hi",
     "eos_multiple", "max_converged_over_eos", "diverged_within", "critical_times_sharpness",
-    "below_bound", "above_eos",
+    "below_bound", "above_eos", "in_window",
 ]  # fmt: skip
 
 #: Private per-cell counts behind the claim 5 verdict (not written to the onset table).
@@ -423,7 +423,7 @@ def _grid_onset(runs: pd.DataFrame) -> pd.DataFrame:
                 ),
             }
         )
-    return pd.DataFrame(rows, columns=[*ONSET_COLUMNS[:-2], *_GRID_COUNTS])
+    return pd.DataFrame(rows, columns=[*ONSET_COLUMNS[:-3], *_GRID_COUNTS])
 
 
 def _search_onset(thresholds: pd.DataFrame) -> pd.DataFrame:
@@ -454,7 +454,7 @@ def _search_onset(thresholds: pd.DataFrame) -> pd.DataFrame:
                 "_below": int((found["critical_multiple"] < 1).sum()),
             }
         )
-    return pd.DataFrame(rows, columns=[*ONSET_COLUMNS[:-2], "_below"])
+    return pd.DataFrame(rows, columns=[*ONSET_COLUMNS[:-3], "_below"])
 
 
 def _onset(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
@@ -469,6 +469,7 @@ def _onset(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
     div = pd.to_numeric(out["diverged_within"]).fillna(0)
     out["below_bound"] = (div > 0) | (pd.to_numeric(out["_below"]).fillna(0) > 0)
     out["above_eos"] = pd.to_numeric(out["max_converged_over_eos"]) > 1 + EOS_TOL
+    out["in_window"] = ~out["below_bound"] & ~out["above_eos"]
     return out
 
 
@@ -491,7 +492,8 @@ def failure_onset(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
     ``critical_times_sharpness`` the largest ``critical_eta * sharpness_reached`` (linear
     stability at the point reached needs <= 2). ``below_bound``: a run diverged within the
     bound or a critical multiple is below 1; ``above_eos``: ``max_converged_over_eos >
-    1 + EOS_TOL``.
+    1 + EOS_TOL``; ``in_window``: neither, i.e. failure sets in between the certified bound
+    and the edge of stability (as far as the cell shows).
     """
     return _onset(runs, thresholds)[ONSET_COLUMNS]
 
