@@ -369,7 +369,7 @@ def test_theory_md_states_the_rules_with_the_code_s_thresholds():
         f"{claims.MIN_RUNS} eligible runs",
         f"delta0 <= {claims.BALANCED_DELTA0:g}",
         f"(2 - N)(1 +- {claims.EXPONENT_RTOL:g})",
-        f"eos_eta (1 + {claims.EOS_TOL:g})",
+        f"the edge times (1 + {claims.EOS_TOL:g})",
         f"{stats.N_BOOT} resamples with generator seed {stats.BOOT_SEED}",
         f"at least {stats.MIN_PER_DEPTH} finite positive values",
         f"({stats.MIN_DEPTHS} such depths needed",
@@ -377,3 +377,10 @@ def test_theory_md_states_the_rules_with_the_code_s_thresholds():
         f"at least {stats.MIN_PER_LEVEL} runs are fitted",
     ):
         assert value in section, value
+
+
+def test_claim5_checks_the_onset_against_eos_eta_max_where_given():
+    t = grid(fails_from=8, eos_multiple=3.5)  # converged to a global minimum at 4 > 3.5 (1.05)
+    assert claims.claim5(t, search(3.0, 3.5))["verdict"] == NS
+    wider = t.assign(eos_eta_max=5.0)  # a flatter minimizer exists: the edge is at most 5
+    assert claims.claim5(wider, search(3.0, 3.5))["verdict"] == S

@@ -197,3 +197,23 @@ def test_sharpness_at_a_random_point_is_the_top_eigenvalue_of_the_hessian():
     eig1 = np.linalg.eigvalsh(finite_difference_hessian(tiny, X1, Y1))
     prob1 = model.precompute(X1, Y1)
     assert theory.sharpness_at(prob1, tiny) == pytest.approx(eig1[-1], rel=1e-6)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_every_factorization_of_the_optimum_is_at_least_as_sharp_as_the_proven_minimum(depth):
+    """theory.md 13: S(W) >= lam_min N sigma_1(P*)^(2(N-1)/N) at every global minimizer
+    of a network that can represent P*; the balanced one is not the flattest unless the
+    data are whitened, but no factorization goes below the bound."""
+    ds = data.synthetic(4, 3, 40, 3, 0.1, 2)
+    prob = model.precompute(ds.X, ds.Y)
+    s1 = float(np.linalg.svd(prob.P_star, compute_uv=False)[0])
+    bound = prob.lam_min * depth * s1 ** (2 * (depth - 1) / depth)
+    W = theory.balanced_minimizer(prob, [4] * depth + [3])
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        V = list(W)
+        for j in range(depth - 1):
+            A = np.eye(4) + 0.5 * rng.standard_normal((4, 4))
+            V[j], V[j + 1] = A @ V[j], V[j + 1] @ np.linalg.inv(A)
+        np.testing.assert_allclose(model.product(V), model.product(W), atol=1e-9)
+        assert theory.sharpness_at(prob, V) >= bound * (1 - 1e-9)

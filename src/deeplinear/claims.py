@@ -94,14 +94,16 @@ RULES = {
     5: "evidence: constant-step runs of the step-multiple grid, paired by start (a start "
     "with runs at multiples <= 1 and > 1), and the threshold search (critical multiple: "
     "the largest converging multiple found by bisection); edge of stability "
-    "eos_eta = 2 / S_min, S_min the sharpness of the balanced (flattest) minimizer "
-    "(theory.md 9). Not supported if paired runs above the bound fail (do not converge) "
-    "no more often than paired runs within it, if failure sets in below the bound (a run "
-    "within the bound diverged, or a critical multiple is below 1), or if it sets in "
-    "above the edge of stability (a grid run converged to a global minimum, or a search "
-    f"start converged, at a step above eos_eta (1 + {EOS_TOL:g})). Otherwise supported if "
-    "some start that converged at every multiple <= 1 failed at a multiple > 1; "
-    "inconclusive if there is no such failure (in particular no paired start)",
+    "eos_eta = 2 / S of the balanced minimizer (theory.md 9), replaced by eos_eta_max "
+    "where the table gives it (an upper bound on 2 / S over all global minimizers: the "
+    "balanced minimizer is the flattest only for whitened data). Not supported if "
+    "paired runs above the bound fail (do not converge) no more often than paired runs "
+    "within it, if failure sets in below the bound (a run within the bound diverged, or "
+    "a critical multiple is below 1), or if it sets in above the edge of stability (a "
+    "grid run converged to a global minimum, or a search start converged, at a step "
+    f"above that edge times (1 + {EOS_TOL:g})). Otherwise supported if some start that "
+    "converged at every multiple <= 1 failed at a multiple > 1; inconclusive if there "
+    "is no such failure (in particular no paired start)",
 }
 
 
@@ -120,9 +122,9 @@ def _row(claim: int, evidence: str, n: int, measured: str, verdict: str) -> dict
 #: Columns read as numbers (an empty table read from CSV has them as strings).
 NUMERIC = [
     "depth", "init_scale", "init_rank", "init_xi", "init_spread", "seed", "step_multiple",
-    "eta", "eta_bound", "eos_eta", "decrease_failures", "drift_failures", "norm_failures",
-    "final_rank", "escape_level", "escape_time", "eta_cert", "critical_multiple",
-    "critical_eta", "delta0", "sharpness_reached",
+    "eta", "eta_bound", "eos_eta", "eos_eta_max", "decrease_failures", "drift_failures",
+    "norm_failures", "final_rank", "escape_level", "escape_time", "eta_cert",
+    "critical_multiple", "critical_eta", "delta0", "sharpness_reached",
 ]  # fmt: skip
 
 
@@ -142,6 +144,15 @@ def _multiple(runs: pd.DataFrame) -> pd.Series:
     if {"eta", "eta_bound"} <= set(runs.columns):
         return runs["eta"] / runs["eta_bound"]
     return runs["step_multiple"]
+
+
+def _edge(table: pd.DataFrame) -> pd.Series:
+    """The edge-of-stability step claim 5 checks the onset against: ``eos_eta_max`` where
+    the table gives it (an upper bound on ``2 / S`` over all global minimizers, for data
+    on which the balanced minimizer is not the flattest), else ``eos_eta``."""
+    if "eos_eta_max" in table.columns:
+        return table["eos_eta_max"].fillna(table["eos_eta"])
+    return table["eos_eta"]
 
 
 def _r_max(widths: str) -> int:
@@ -375,7 +386,7 @@ def _grid_onset(runs: pd.DataFrame) -> pd.DataFrame:
     r = r.assign(
         _m=_multiple(r),
         _fail=r["status"] != "converged",
-        _over_eos=r["eta_bound"] * _multiple(r) / r["eos_eta"],
+        _over_eos=r["eta_bound"] * _multiple(r) / _edge(r),
         _glob=_flag(r["global_optimal"]),
     )
     rows = []
@@ -447,7 +458,7 @@ def _search_onset(thresholds: pd.DataFrame) -> pd.DataFrame:
                 "onset_lo": found["critical_multiple"].median() if len(found) else np.nan,
                 "onset_hi": np.nan,
                 "eos_multiple": (g["eos_eta"] / g["eta_cert"]).median(),
-                "max_converged_over_eos": (found["critical_eta"] / found["eos_eta"]).max()
+                "max_converged_over_eos": (found["critical_eta"] / _edge(found)).max()
                 if len(found)
                 else np.nan,
                 "critical_times_sharpness": prod,
@@ -484,11 +495,12 @@ def failure_onset(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
     converging multiple below the first failure above the bound and of that first
     failing multiple (``inf``: never failed). ``fail_within``/``fail_above``: failure
     fractions of paired starts' runs within / above the bound. ``eos_multiple`` is
-    ``eos_eta / eta_cert`` (median); ``max_converged_over_eos`` the largest ``eta / eos_eta``
-    of a run that converged to a global minimum; ``diverged_within`` counts runs within the
+    ``eos_eta / eta_cert`` (median); ``max_converged_over_eos`` the largest ``eta / edge``
+    of a run that converged to a global minimum (``edge``: ``eos_eta_max`` where the table
+    has it, else ``eos_eta``); ``diverged_within`` counts runs within the
     bound that diverged. Rows with ``source = "search"``: per ``family`` and depth of the
     threshold search, ``onset_lo`` is the median critical multiple (``n_paired`` starts
-    with one found), ``max_converged_over_eos`` the largest ``critical_eta / eos_eta``,
+    with one found), ``max_converged_over_eos`` the largest ``critical_eta / edge``,
     ``critical_times_sharpness`` the largest ``critical_eta * sharpness_reached`` (linear
     stability at the point reached needs <= 2). ``below_bound``: a run diverged within the
     bound or a critical multiple is below 1; ``above_eos``: ``max_converged_over_eos >
