@@ -239,10 +239,12 @@ def claim2_fits(thresholds: pd.DataFrame) -> pd.DataFrame:
     ).reset_index(drop=True)
 
 
-def _law_text(r) -> str:
+def _law_text(r, short: bool = False) -> str:
     text = f"{r.family} / {r.column}: {r.decision}"
     if r.decision == stats.INSUFFICIENT:
         return f"{text} (depths {r.depths or 'none'})"
+    if short:
+        return f"{text} (q {r.q:.3f} [{r.q_lo:.3f}, {r.q_hi:.3f}], N = {r.depths})"
     return (
         f"{text} (log RSS_exp/RSS_pow {r.log_rss_ratio:.2f} [{r.log_rss_ratio_lo:.2f}, "
         f"{r.log_rss_ratio_hi:.2f}], p {r.p:.2f} [{r.p_lo:.2f}, {r.p_hi:.2f}], q "
@@ -255,7 +257,7 @@ def claim2(thresholds: pd.DataFrame) -> dict:
     fits = claim2_fits(thresholds)
     b = fits[fits["balanced"]]
     texts = [_law_text(r) for r in b.itertuples()]
-    others = [_law_text(r) for r in fits[~fits["balanced"]].itertuples()]
+    others = [_law_text(r, short=True) for r in fits[~fits["balanced"]].itertuples()]
     if others:
         texts.append("not judged (unbalanced): " + "; ".join(others))
     measured = "; ".join(texts)
@@ -527,13 +529,17 @@ def claim5(runs: pd.DataFrame, thresholds: pd.DataFrame) -> dict:
     worst = onset["max_converged_over_eos"].max()
     rel = (onset["onset_lo"] / onset["eos_multiple"]).dropna()
     span = f"{rel.min():.3g}-{rel.max():.3g} in {len(rel)} cells" if len(rel) else "none"
+    rates = (
+        f"failed within the bound {rate_within:.1%}, above it {rate_above:.1%}"
+        if n_paired
+        else "no paired start"
+    )
     measured = (
-        f"paired starts {n_paired}: failed within the bound {rate_within:.1%}, above it "
-        f"{rate_above:.1%}; failures above the bound of starts that converged within it "
-        f"{n_fail_conv}; diverged within the bound or critical multiple < 1 in "
-        f"{int(onset['below_bound'].sum())} cells; largest converging step / (2/S_min) "
+        f"paired starts {n_paired}: {rates}; failures above the bound of starts that "
+        f"converged within it {n_fail_conv}; diverged within the bound or critical multiple < 1 in "
+        f"{int(onset['below_bound'].sum())} cells; largest converging step / edge of stability "
         f"{worst:.3g} ({int(onset['above_eos'].sum())} cells above 1 + {EOS_TOL:g}); "
-        f"critical steps found {n_critical}; last converging step / (2/S_min), cell "
+        f"critical steps found {n_critical}; last converging multiple / eos_eta multiple, cell "
         f"medians: {span} (claim5_onset.csv)"
     )
     if below or above_eos or (n_paired and not rate_above > rate_within):
