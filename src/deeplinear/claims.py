@@ -448,7 +448,9 @@ def _search_onset(thresholds: pd.DataFrame) -> pd.DataFrame:
     for cell, g in t.groupby(keys, sort=True, dropna=False):
         cell = dict(zip(keys, cell, strict=True))
         found = g[np.isfinite(g["critical_eta"])]
-        sharp = found["sharpness_reached"] if "sharpness_reached" in found else pd.Series()
+        sharp = (
+            found["sharpness_reached"] if "sharpness_reached" in found else pd.Series(dtype=float)
+        )
         prod = (found["critical_eta"] * sharp).max() if len(found) and len(sharp) else np.nan
         rows.append(
             cell
