@@ -1,15 +1,15 @@
-"""Snakemake script of rule `claims`: the claims table and its Markdown."""
+"""Snakemake script of rule `claims`: the claims table, its evidence tables, its Markdown."""
 
 from deeplinear import claims, io
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with io.script_log(sm.log[0], "claims") as say:
-    table = claims.verdicts(
-        io.read_table(sm.input.runs),
-        io.read_table(sm.input.thresholds),
-        io.read_table(sm.input.escape),
-    )
+    runs = io.read_table(sm.input.runs)
+    thresholds = io.read_table(sm.input.thresholds)
+    table = claims.verdicts(runs, thresholds)
     io.write_csv(table, sm.output.table)
+    io.write_csv(claims.claim2_fits(thresholds), sm.output.fits)
+    io.write_csv(claims.failure_onset(runs, thresholds), sm.output.onset)
     with io.atomic_path(sm.output.markdown) as tmp:
         tmp.write_text(claims.to_markdown(table))
     for row in table.itertuples():

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplinear import claims, data, experiments, gd, init, metrics, model, plan, stats, theory
+from deeplinear import data, experiments, gd, init, metrics, model, plan, stats, theory
 from deeplinear.errors import InputError
 
 
@@ -66,24 +66,6 @@ def test_a_level_with_a_censored_run_is_left_out_of_the_fit():
     row = stats.escape_scaling(runs).iloc[0]
     assert row["n_escaped"] == len(runs) - 1 and row["n_levels_fitted"] == 6
     assert row["xi_min_fitted"] > runs["init_xi"].min()
-
-
-@pytest.mark.parametrize(
-    ("depth", "exponent", "verdict"),
-    [(3, -1.0, claims.SUPPORTED), (3, -2.0, claims.NOT_SUPPORTED)],
-    ids=["predicted", "wrong-exponent"],
-)
-def test_claim4_checks_the_escape_exponent(depth, exponent, verdict):
-    runs = pd.DataFrame(
-        {
-            "depth": 3, "step_multiple": 1.0, "status": "converged", "rank_optimal": True,
-            "global_optimal": True, "final_rank": 4, "init": "gaussian", "init_rank": 4,
-            "widths": "5-5-5-4",
-        },
-        index=range(12),
-    )  # fmt: skip
-    escape = stats.escape_scaling(escape_runs(lambda x: x**exponent, depth))
-    assert claims.claim4(runs, escape)["verdict"] == verdict
 
 
 def test_escape_time_is_measured_on_a_real_run_and_grows_as_xi_shrinks():

@@ -36,6 +36,7 @@ RUNS_COLUMNS = (
     "eta",
     "eta_bound",
     "eos_eta",
+    "eos_eta_max",
     "iterations",
     "budget_capped",
     "flow_time",
@@ -142,6 +143,9 @@ def summarize(
     """
     losses = theory.optimal_losses(prob)
     eos_eta = theory.edge_of_stability_step(theory.sharpness(prob, widths))
+    represents = min(widths) >= theory.target_rank(prob, min(prob.d_x, prob.d_y))
+    # theory.md 13: the edge is proven only where the network can represent P*.
+    eos_eta_max = theory.edge_of_stability_max(prob, len(widths) - 1) if represents else math.inf
     r_max = min(widths)
     r_net = min(r_max, losses.size - 1)
     target = theory.target_rank(prob, r_max)
@@ -179,6 +183,7 @@ def summarize(
                 "eta": eta[i],
                 "eta_bound": b.eta,
                 "eos_eta": eos_eta,
+                "eos_eta_max": eos_eta_max,
                 "iterations": int(result.iterations[i]),
                 "budget_capped": settings.capped(eta[i]),
                 "flow_time": float(gd.flow_time(eta[i], run.alpha, run.tau, result.iterations[i])),
@@ -230,9 +235,12 @@ def critical_steps(
     """Largest constant step that still converges within gradient-flow time ``T``, per start.
 
     Steps are measured in units of ``eos_eta = 2 / S`` of the balanced minimizer (theory.md
-    9): no constant step much above it can converge, since balanced minimizers are the
-    flattest. The search brackets each start's critical step between ``search.lo * eos_eta``
-    and ``search.hi * eos_eta``; a start that diverges at the lower end moves it down by a
+    9): no constant step above the edge of stability of the flattest minimizer can converge
+    (theory.md 13), and for whitened data the balanced minimizer is the flattest. The
+    search brackets each start's critical step between ``search.lo * eos_eta``
+    and ``search.hi * eos_eta_max`` (:func:`deeplinear.theory.edge_of_stability_max`: for
+    data that is not whitened a minimizer may be flatter than the balanced one); a start
+    that diverges at the lower end moves it down by a
     factor 8 (never below ``eta_cert``, where the theorem excludes divergence), then bisects
     on ``log(eta)`` until ``hi / lo <= 1 + search.rtol``. A probe succeeds when the run ends
     ``converged`` within its budget ``min(ceil(T / eta), max_iter)`` at a global minimizer
@@ -253,7 +261,8 @@ def critical_steps(
     eta_cert = np.array([b.eta for b in bounds])
     sharp = theory.sharpness(prob, widths)
     eos = theory.edge_of_stability_step(sharp)
-    hi = np.full(B, search.hi * eos)
+    eos_max = theory.edge_of_stability_max(prob, len(widths) - 1)
+    hi = np.full(B, search.hi * eos_max)
     lo = np.maximum(np.full(B, search.lo * eos), eta_cert)
     reached = [np.full_like(Wj, np.nan) for Wj in starts]
     losses = theory.optimal_losses(prob)
@@ -318,13 +327,14 @@ def critical_steps(
             "eta_cert": eta_cert,
             "critical_eta": critical,
             "critical_multiple": critical / eta_cert,
-            "critical_at_upper_end": found & (critical >= search.hi * eos / (1 + search.rtol)),
+            "critical_at_upper_end": found & (critical >= search.hi * eos_max / (1 + search.rtol)),
             "sharpness_reached": s_reached,
             "critical_times_sharpness": critical * np.asarray(s_reached),
             "eps0": [b.eps0 for b in bounds],
             "delta0": [b.delta0 for b in bounds],
             "sharpness": sharp,
             "eos_eta": eos,
+            "eos_eta_max": eos_max,
             "acgh_eta": [a.eta for a in acgh],
             "acgh_reason": [a.reason for a in acgh],
             "acgh_eta_near_target": near.eta,

@@ -242,32 +242,17 @@ def sharpness(prob: Problem, widths: Sequence[int], seed: int = 0) -> float:
     return sharpness_at(prob, balanced_minimizer(prob, widths), seed)
 
 
-def sharpness_at(prob: Problem, W: Weights, seed: int = 0) -> float:
-    """Largest Hessian eigenvalue of the loss at the point ``W`` (layers ``(d_j, d_{j-1})``).
-
-    Lanczos (``scipy.sparse.linalg.eigsh``) on exact Hessian-vector products (section 9).
-    """
-    W = [np.asarray(Wj, dtype=np.float64) for Wj in W]
-    shapes = [Wj.shape for Wj in W]
-    sizes = [a * b for a, b in shapes]
-    n = sum(sizes)
-
-    def matvec(v: np.ndarray) -> np.ndarray:
-        parts = np.split(np.asarray(v, dtype=np.float64).ravel(), np.cumsum(sizes)[:-1])
-        V = [p.reshape(s) for p, s in zip(parts, shapes, strict=True)]
-        return np.concatenate([g.ravel() for g in hessian_vector_product(prob, W, V)])
-
-    if n <= 2:
-        H = np.column_stack([matvec(e) for e in np.eye(n)])
-        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
-    v0 = np.random.default_rng(seed).standard_normal(n)
-    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
-    return float(eigsh(op, k=1, which="LA", v0=v0, tol=1e-12)[0][0])
-
-
 def sharpness_whitened(c: float, depth: int, sigma1: float) -> float:
     """Closed form ``S = c N sigma_1(P*)^(2(N-1)/N)`` for ``C = c I`` (section 9)."""
     return c * depth * sigma1 ** (2.0 * (depth - 1) / depth)
+
+
+def edge_of_stability_max(prob: Problem, depth: int) -> float:
+    """``2 / (lam_min N sigma_1(P*)^(2(N-1)/N))``: an upper bound on ``2 / S`` over every
+    global minimizer a network of depth ``N`` can reach (section 13); equal to
+    :func:`edge_of_stability_step` of the balanced minimizer for whitened data."""
+    s1 = float(np.linalg.svd(prob.P_star, compute_uv=False)[0])
+    return 2.0 / (prob.lam_min * depth * s1 ** (2.0 * (depth - 1) / depth))
 
 
 def edge_of_stability_step(S: float) -> float:
@@ -318,3 +303,31 @@ def acgh_step_size(X: np.ndarray, Y: np.ndarray, W: Weights, whiten_tol: float =
         )
     eta = c ** ((4 * N - 2) / N) / (6144 * N**3 * phi_F ** ((6 * N - 4) / N))
     return AcghBound(eta / m, "", c, delta)
+
+
+def sharpness_at(prob: Problem, W: Weights, seed: int = 0, tol: float = 1e-12) -> float:
+    """Largest Hessian eigenvalue of the loss at an arbitrary point ``W`` (section 9).
+
+    ``W`` is one run's list of layers ``W_j`` of shape ``(d_j, d_{j-1})``. Lanczos
+    (``scipy.sparse.linalg.eigsh``, ``which="LA"``, start vector from ``seed``) on the exact
+    Hessian-vector products of :func:`hessian_vector_product`; a dense eigensolve when the
+    network has at most 2 parameters. Away from a minimizer the Hessian can be indefinite:
+    this is its largest (algebraic) eigenvalue, the one linear stability of GD refers to.
+    """
+    model.check_weights(W, prob.d_x, prob.d_y)
+    W = [np.asarray(Wj, dtype=np.float64) for Wj in W]
+    shapes = [Wj.shape for Wj in W]
+    sizes = [a * b for a, b in shapes]
+    n = sum(sizes)
+
+    def matvec(v: np.ndarray) -> np.ndarray:
+        parts = np.split(np.asarray(v, dtype=np.float64).ravel(), np.cumsum(sizes)[:-1])
+        V = [p.reshape(s) for p, s in zip(parts, shapes, strict=True)]
+        return np.concatenate([g.ravel() for g in hessian_vector_product(prob, W, V)])
+
+    if n <= 2:
+        H = np.column_stack([matvec(e) for e in np.eye(n)])
+        return float(np.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+    v0 = np.random.default_rng(seed).standard_normal(n)
+    op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+    return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol)[0][0])

@@ -69,9 +69,10 @@ rule claims:
     input:
         runs=study_table("runs"),
         thresholds=study_table("thresholds"),
-        escape=study_table("escape_scaling"),
     output:
         table=study_table("claims"),
+        fits=study_table("claim2_fits"),
+        onset=study_table("claim5_onset"),
         markdown=f"{TABLES}/claims.md",
     conda:
         ENV
