@@ -228,7 +228,7 @@ class ThresholdSearch:
         families, runs, shards = [], [], {}
         for i, fam in enumerate(ts["families"]):
             family = Family(
-                fam.get("name") or f"family {i}", fam["dataset"], fam["hidden_width"], fam["init"]
+                fam["name"], fam["dataset"], fam["hidden_width"], fam["init"]
             )
             families.append(family)
             for depth in ts["depths"]:
