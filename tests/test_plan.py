@@ -169,7 +169,16 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path: Path):
     assert readme.with_block(text, "new\n") == f"head\n{readme.START}\nnew\n{readme.END}\ntail\n"
     with pytest.raises(ValueError, match="markers"):
         readme.with_block("no markers", "x")
-    (tmp_path / "README.md").write_text(text)
+    figures = f"{readme.FIGURES_START}\n{readme.FIGURES_END}\n"
+    (tmp_path / "README.md").write_text(text + figures)
     (tmp_path / "claims.md").write_text("new\n")
     assert readme.main([str(tmp_path / "README.md"), str(tmp_path / "claims.md")]) == 0
     assert "new" in (tmp_path / "README.md").read_text()
+
+
+def test_the_readme_lists_the_figures_of_the_registry():
+    text = (ROOT / "README.md").read_text()
+    block = readme.with_block(
+        text, readme.figures_markdown(), readme.FIGURES_START, readme.FIGURES_END
+    )
+    assert block == text, "README figures block is stale: run `make readme`"

@@ -227,9 +227,7 @@ class ThresholdSearch:
     def from_config(cls, ts: Mapping[str, Any], base_seed: int) -> ThresholdSearch:
         families, runs, shards = [], [], {}
         for i, fam in enumerate(ts["families"]):
-            family = Family(
-                fam["name"], fam["dataset"], fam["hidden_width"], fam["init"]
-            )
+            family = Family(fam["name"], fam["dataset"], fam["hidden_width"], fam["init"])
             families.append(family)
             for depth in ts["depths"]:
                 members = tuple(
