@@ -163,7 +163,8 @@ def record_ref(ref: str) -> tuple[str, str]:
         prefixes = {prefix: url for url, prefix in DOI_PREFIX.items()}
         if match.group(1) not in prefixes and not os.environ.get(URL_VARIABLE):
             raise ZenodoError(f"{ref} is not a Zenodo DOI (10.5281/... or sandbox 10.5072/...)")
-        return base_url(override=prefixes.get(match.group(1))), match.group(2)
+        instance = os.environ.get(URL_VARIABLE) or prefixes[match.group(1)]
+        return instance.rstrip("/"), match.group(2)
     parts = urllib.parse.urlsplit(text)
     path = RECORD_PATH.match(parts.path)
     if parts.scheme in ("http", "https") and parts.netloc and path:
