@@ -55,7 +55,7 @@ bench: $(STAMP)
 # --configfile and --forcerun take several values).
 CONFIGFILE ?= config/config.yaml
 # Snakemake with the venv first on PATH, so that `python` in the rules is the venv's.
-SNAKEMAKE_VENV = PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/snakemake
+SNAKEMAKE_VENV = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake
 
 # Snakemake's own report of the finished run; provenance (shown in it) is always recomputed.
 report: $(STAMP)

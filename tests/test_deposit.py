@@ -500,3 +500,11 @@ def test_set_cff_doi_replaces_an_existing_doi_and_keeps_the_file_valid():
     assert "doi: 10.5281/zenodo.5" not in twice and "\ndoi: 10.5281/zenodo.6\n" in twice
     assert 'date-released: "2027-01-02"' in twice
     assert cff_errors(twice) == []
+
+
+def test_file_entries_are_read_in_both_record_formats():
+    entry = {"key": "a.tar.gz", "checksum": "md5:ABC"}
+    for record in ({"files": [entry]}, {"files": {"enabled": True, "entries": {"a": entry}}}):
+        assert zenodo.record_file(record, "a.tar.gz") == entry
+        assert zenodo.md5_of(zenodo.record_file(record, "a.tar.gz")) == "abc"
+    assert zenodo.record_file({"files": []}, "a.tar.gz") is None

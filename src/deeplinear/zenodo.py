@@ -189,17 +189,24 @@ def file_name(entry: Mapping[str, Any]) -> str:
     return str(entry.get("key") or entry.get("filename") or "")
 
 
+def file_entries(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The file entries of a record or deposition: a list (deposit API, legacy record
+    format) or ``{"entries": ...}`` (InvenioRDM's record format)."""
+    files = record.get("files") or []
+    if isinstance(files, dict):
+        entries = files.get("entries") or []
+        files = list(entries.values()) if isinstance(entries, dict) else entries
+    return [entry for entry in files if isinstance(entry, dict)]
+
+
 def record_file_names(record: Mapping[str, Any]) -> list[str]:
     """Names of the files of a record or deposition."""
-    return [file_name(f) for f in record.get("files") or [] if isinstance(f, dict)]
+    return [file_name(entry) for entry in file_entries(record)]
 
 
 def record_file(record: Mapping[str, Any], name: str) -> dict[str, Any] | None:
     """The file entry of that name, or None."""
-    for entry in record.get("files") or []:
-        if isinstance(entry, dict) and file_name(entry) == name:
-            return entry
-    return None
+    return next((entry for entry in file_entries(record) if file_name(entry) == name), None)
 
 
 def md5_of(entry: Mapping[str, Any]) -> str:
@@ -288,7 +295,7 @@ def deposit(
     if not fresh:
         draft = client.request("PUT", f"/api/deposit/depositions/{did}", {"metadata": meta})
     present = False
-    for entry in draft.get("files") or []:
+    for entry in file_entries(draft):
         if file_name(entry) == archive.name and md5_of(entry) == md5:
             present = True
             continue
