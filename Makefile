@@ -64,12 +64,36 @@ figure: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gd.py
 
-archive: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) archive
+# --- report, archive, deposit (README "Archive and cite") ------------------------------------
+.PHONY: report deposit
+# The config of the run that the report and the archive describe (targets go before options:
+# --configfile and --forcerun take several values).
+CONFIGFILE ?= config/config.yaml
+# Snakemake with the venv first on PATH, so that `python` in the rules is the venv's.
+SNAKEMAKE_VENV = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake
 
-verify-archive: $(STAMP)
-	@test -n "$(ARCHIVE)" || { echo "usage: make verify-archive ARCHIVE=dist/<name>.tar.gz"; exit 2; }
-	$(BIN)/python scripts/archive.py verify "$(ARCHIVE)"
+# Snakemake's own report of the finished run; provenance (shown in it) is always recomputed.
+report: $(STAMP)
+	$(SNAKEMAKE_VENV) all provenance --cores $(CORES) --configfile $(CONFIGFILE) --forcerun provenance
+	$(SNAKEMAKE_VENV) all provenance --configfile $(CONFIGFILE) --report results/report.html
+
+# The report first (a plain input of the archive rule), then the tarball; prints its SHA-256,
+# also written to dist/<name>.tar.gz.sha256.
+archive: report
+	$(SNAKEMAKE_VENV) archive --cores $(CORES) --configfile $(CONFIGFILE) --forcerun lock
+	@echo "SHA-256 of the archive (publish it with the archive):"
+	@cat "$$(ls -t dist/*.tar.gz.sha256 | head -n 1)"
+
+# Needs only Python's standard library (no venv): a reader with the tarball can run it.
+verify-archive:
+	@test -n "$(ARCHIVE)" || { echo "usage: make verify-archive ARCHIVE=dist/<name>.tar.gz [SHA256=<published hash>] [DOI=<record DOI>]"; exit 2; }
+	$(PYTHON) src/deeplinear/archive.py verify "$(ARCHIVE)" $(if $(SHA256),--sha256 "$(SHA256)") $(if $(DOI),--doi "$(DOI)")
+
+# Upload the archive to a Zenodo draft (token in $$ZENODO_TOKEN); PUBLISH=1 publishes it,
+# SANDBOX=1 uses sandbox.zenodo.org, RECORD_ID=<id> makes a new version of that record (the
+# default when CITATION.cff has a Zenodo DOI), DEPOSITION=<id> continues an existing draft.
+deposit:
+	$(PYTHON) src/deeplinear/archive.py deposit $(if $(ARCHIVE),"$(ARCHIVE)") $(if $(filter 1,$(PUBLISH)),--publish) $(if $(filter 1,$(SANDBOX)),--sandbox) $(if $(RECORD_ID),--record-id "$(RECORD_ID)") $(if $(DEPOSITION),--deposition "$(DEPOSITION)")
 
 clean:
 	rm -rf results .snakemake dist

@@ -21,6 +21,7 @@ PROJECT_FILES = [
     "pyproject.toml",
 ]
 PROJECT_FILES += ["README.md", "LICENSE", "environment.yml", "CITATION.cff", ".zenodo.json"]
+PROJECT_FILES += ["Makefile"]  # archived with the code
 PROJECT_FILES += ["src", "docs", "benchmarks"]
 
 

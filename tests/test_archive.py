@@ -1,10 +1,9 @@
-"""The deterministic archive (scripts/archive.py): build, verify, provenance and lock."""
+"""The deterministic archive (deeplinear.archive): build, verify, provenance, lock, modes."""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib.util
 import io
 import json
 import os
@@ -17,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, snakemake
+from deeplinear import archive as tool
+from tests.conftest import ROOT, copy_project, snakemake
 
-SCRIPT = [sys.executable, str(ROOT / "scripts/archive.py")]
+SRC = ROOT / "src"
 MEMBERS = ["results", "figures", "bin/run.sh"]
 FILES = [
     "SHA256SUMS",
@@ -32,11 +32,17 @@ FILES = [
 BUILD = ["build", "--out", "dist", "--name", "x", "--version", "1", "--config-file", "config.yaml"]
 
 
+def env_with_src(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This interpreter's environment with the checkout's ``src`` first on PYTHONPATH."""
+    path = os.pathsep.join(p for p in (str(SRC), os.environ.get("PYTHONPATH", "")) if p)
+    return {**os.environ, "PYTHONPATH": path, **(extra or {})}
+
+
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run scripts/archive.py with this interpreter."""
-    full_env = None if env is None else {**os.environ, **env}
+    """Run ``python -m deeplinear.archive`` with this interpreter."""
+    cmd = [sys.executable, "-m", "deeplinear.archive", *args]
     return subprocess.run(
-        [*SCRIPT, *args], cwd=cwd, capture_output=True, text=True, env=full_env, timeout=120
+        cmd, cwd=cwd, capture_output=True, text=True, env=env_with_src(env), timeout=120
     )
 
 
@@ -67,11 +73,11 @@ def build(tree: Path, out: str = "dist", env: dict[str, str] | None = None) -> P
     members = [arg for member in MEMBERS for arg in ("--member", member)]
     proc = run(*args, *members, cwd=tree, env=env)
     assert proc.returncode == 0, proc.stderr
-    return tree / proc.stdout.strip()
+    return tree / proc.stdout.splitlines()[0]
 
 
-def verify(archive: Path, cwd: Path) -> subprocess.CompletedProcess:
-    return run("verify", str(archive), cwd=cwd)
+def verify(archive: Path, cwd: Path, *extra: str) -> subprocess.CompletedProcess:
+    return run("verify", str(archive), *extra, cwd=cwd)
 
 
 def rewrite(archive: Path, change: Callable[[str, bytes], bytes | None], extra=()) -> None:
@@ -91,12 +97,34 @@ def rewrite(archive: Path, change: Callable[[str, bytes], bytes | None], extra=(
     archive.write_bytes(gzip.compress(raw.getvalue()))
 
 
+def umask() -> int:
+    """The process umask (set and restored)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def test_name_is_name_version_and_config_hash(tree):
     archive = build(tree)
     digest = hashlib.sha256(b"seed: 1\n").hexdigest()[:8]
     assert archive == tree / "dist" / f"x-1-{digest}.tar.gz"
-    assert [p.name for p in archive.parent.iterdir()] == [archive.name], "temp file left behind"
-    assert archive.stat().st_mode & 0o777 == 0o644
+    names = sorted(p.name for p in archive.parent.iterdir())
+    assert names == [archive.name, f"{archive.name}.sha256"], "temporary file left behind"
+    assert archive.stat().st_mode & 0o777 == 0o666 & ~umask()
+
+
+def test_build_prints_and_writes_the_tarballs_sha256(tree):
+    args = [*BUILD, *(arg for member in MEMBERS for arg in ("--member", member))]
+    proc = run(*args, cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    archive = tree / proc.stdout.splitlines()[0]
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert f"SHA-256 {digest}  {archive.name}" in proc.stdout
+    sums = archive.with_name(archive.name + ".sha256")
+    assert sums.read_text() == f"{digest}  {archive.name}\n"
+    if shutil.which("sha256sum"):
+        check = subprocess.run(["sha256sum", "-c", sums.name], cwd=archive.parent)
+        assert check.returncode == 0
 
 
 def test_two_builds_are_byte_identical_despite_mtimes_and_out_dir(tree):
@@ -112,7 +140,22 @@ def test_positional_members_give_the_same_archive(tree):
     first = build(tree, "d1")
     proc = run(*BUILD[:2], "d2", *BUILD[3:], *MEMBERS, cwd=tree)
     assert proc.returncode == 0, proc.stderr
-    assert (tree / proc.stdout.strip()).read_bytes() == first.read_bytes()
+    assert (tree / proc.stdout.splitlines()[0]).read_bytes() == first.read_bytes()
+
+
+def test_code_from_another_root_is_archived_relative_to_it(tree, tmp_path):
+    code = tmp_path / "checkout"
+    (code / "src/pkg").mkdir(parents=True)
+    (code / "src/pkg/mod.py").write_text("X = 1\n")
+    (code / "Snakefile").write_text("rule all:\n")
+    proc = run(
+        *BUILD, "--member", "results", "--code-root", str(code), "--code", "src", "Snakefile",
+        cwd=tree,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    listing = verify(tree / proc.stdout.splitlines()[0], tree).stdout
+    assert "OK src/pkg/mod.py" in listing and "OK Snakefile" in listing
+    assert "OK results/tables/runs.csv" in listing
 
 
 def test_members_are_sorted_normalized_and_under_one_folder(tree):
@@ -155,8 +198,10 @@ def test_verify_passes_and_lists_every_member(tree):
     archive = build(tree)
     proc = verify(archive, tree)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[:-1] == [f"OK {rel}" for rel in FILES if rel != "SHA256SUMS"]
-    assert "verified 5 members" in proc.stdout.splitlines()[-1]
+    lines = proc.stdout.splitlines()
+    assert lines[:5] == [f"OK {rel}" for rel in FILES if rel != "SHA256SUMS"]
+    assert "verified 5 members" in lines[5]
+    assert "only that the archive agrees with itself" in lines[6]
 
 
 @pytest.mark.parametrize("member", [rel for rel in FILES if rel != "SHA256SUMS"])
@@ -185,6 +230,57 @@ def test_a_changed_manifest_entry_fails_verify(tree):
     rewrite(archive, edit)
     proc = verify(archive, tree)
     assert proc.returncode == 1 and proc.stderr.startswith("MISMATCH config.yaml:"), proc.stderr
+
+
+def forge(archive: Path, member: str, data: bytes) -> None:
+    """Replace a member and its SHA256SUMS line consistently: the archive agrees with itself."""
+    digest = hashlib.sha256(data).hexdigest()
+
+    def change(rel: str, old: bytes) -> bytes:
+        if rel == member:
+            return data
+        if rel == "SHA256SUMS":
+            lines = old.decode().splitlines(keepends=True)
+            return "".join(
+                f"{digest}  {member}\n" if line.endswith(f"  {member}\n") else line
+                for line in lines
+            ).encode()
+        return old
+
+    rewrite(archive, change)
+
+
+def test_a_forged_archive_passes_self_check_but_fails_the_published_hash(tree):
+    archive = build(tree)
+    published = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert verify(archive, tree, "--sha256", published).returncode == 0
+    forge(archive, "results/tables/runs.csv", b"run_id,loss\na,0.0\nb,0.0\n")
+    alone = verify(archive, tree)
+    assert alone.returncode == 0, alone.stderr  # the manifest was edited to match
+    checked = verify(archive, tree, "--sha256", published)
+    assert checked.returncode == 1
+    actual = hashlib.sha256(archive.read_bytes()).hexdigest()
+    assert checked.stderr.strip() == (
+        f"MISMATCH {archive.name}: SHA-256 is {actual}, but the published SHA-256 is "
+        f"{published}; this is not the published archive"
+    )
+    assert "Traceback" not in checked.stderr
+
+
+def test_the_sha256_file_beside_the_archive_is_accepted_as_the_published_hash(tree):
+    archive = build(tree)
+    sums = archive.with_name(archive.name + ".sha256")
+    assert verify(archive, tree, "--sha256", str(sums)).returncode == 0
+    sums.write_text(f"{'0' * 64}  {archive.name}\n")
+    proc = verify(archive, tree, "--sha256", str(sums))
+    assert proc.returncode == 1 and "this is not the published archive" in proc.stderr
+
+
+def test_a_malformed_published_hash_is_an_error_naming_it(tree):
+    archive = build(tree)
+    proc = verify(archive, tree, "--sha256", "abc123")
+    assert proc.returncode == 1
+    assert "--sha256 'abc123' is neither 64 hex digits nor a readable file" in proc.stderr
 
 
 def test_a_member_missing_from_the_manifest_is_reported(tree):
@@ -264,21 +360,140 @@ def test_lock_and_provenance_options_become_members(tree):
     (tree / "meta/prov.json").write_text("{}\n")
     proc = run(*BUILD, "--lock", "meta/req.lock", "--provenance", "meta/prov.json", cwd=tree)
     assert proc.returncode == 0, proc.stderr
-    listing = verify(tree / proc.stdout.strip(), tree).stdout
+    listing = verify(tree / proc.stdout.splitlines()[0], tree).stdout
     assert "OK meta/req.lock" in listing and "OK meta/prov.json" in listing
 
 
-def load_tool():
-    """scripts/archive.py as a module, as workflow/rules/archive.smk loads it."""
-    spec = importlib.util.spec_from_file_location("archive_tool", ROOT / "scripts/archive.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+# --- canonical notebooks and report ---------------------------------------------------------
+
+
+def executed_notebook(stamp: str, seconds: float, cell_id: str) -> str:
+    """An executed notebook as papermill writes it, with the given times and injected id."""
+    timing = {"start_time": stamp, "end_time": stamp, "duration": seconds}
+    cell_meta = {"papermill": {**timing, "exception": False, "status": "completed"}}
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code", "execution_count": 1, "id": cell_id,
+                "metadata": {"tags": ["injected-parameters"], **cell_meta},
+                "outputs": [], "source": ["dpi = 100\n"],
+            },
+            {
+                "cell_type": "code", "execution_count": 2, "id": "plot",
+                "metadata": {
+                    "execution": {"iopub.execute_input": stamp, "shell.execute_reply": stamp},
+                    **cell_meta,
+                },
+                "outputs": [{"name": "stdout", "output_type": "stream", "text": ["ok\n"]}],
+                "source": ["print('ok')\n"],
+            },
+        ],
+        "metadata": {"papermill": {**timing, "parameters": {"dpi": 100}, "version": "2.7.0"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }  # fmt: skip
+    return json.dumps(nb, indent=1, sort_keys=True) + "\n"
+
+
+def report_html(values: list[dict], results: dict, rules: dict) -> str:
+    """A page with the data blocks of Snakemake's HTML report."""
+    spec = {"description": "Runtimes of jobs.", "data": {"values": values}, "mark": "point"}
+    blocks = {
+        "results": results,
+        "categories": {"Figures": {"Other": list(results)}},
+        "runtimes_spec": spec,
+        "timeline_spec": {**spec, "description": "Timeline of jobs."},
+        "rules": rules,
+    }
+    body = "".join(
+        f'    <script id="{key.removesuffix("_spec")}">\n    var {key} = {json.dumps(value)};\n'
+        "    </script>\n"
+        for key, value in blocks.items()
+    )
+    return f"<html><body>\n{body}</body></html>\n"
+
+
+def test_executed_notebooks_and_the_report_are_archived_without_timings(tree):
+    (tree / "results/notebooks").mkdir()
+    notebook = tree / "results/notebooks/fig.ipynb"
+    report = tree / "results/report.html"
+    template = tree / "results/notebooks/template.ipynb"
+    template.write_text('{"cells": [], "metadata": {}, "nbformat": 4}')  # nothing to drop
+    notebook.write_text(executed_notebook("2026-01-01T00:00:00", 1.5, "aaaa1111"))
+    results = {"figures/a.png": {"size": "1 KB"}, "results/provenance.json": {"size": "2 KB"}}
+    rules = {"a": {"n_jobs": 1}, "b": {"n_jobs": 2}}
+    report.write_text(report_html([{"rule": "a", "runtime": 1.0}], results, rules))
+    first = build(tree, "d1")
+    notebook.write_text(executed_notebook("2026-02-02T11:11:11", 9.25, "bbbb2222"))
+    results, rules = dict(reversed(results.items())), dict(reversed(rules.items()))
+    report.write_text(report_html([{"rule": "a", "runtime": 7.0}], results, rules))
+    second = build(tree, "d2")
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first, "r:gz") as tar:
+        top = tar.getmembers()[0].name
+        archived_nb = json.loads(tar.extractfile(f"{top}/results/notebooks/fig.ipynb").read())
+        archived_template = tar.extractfile(f"{top}/results/notebooks/template.ipynb").read()
+        html = tar.extractfile(f"{top}/results/report.html").read().decode()
+    assert archived_template == template.read_bytes()
+    text = json.dumps(archived_nb)
+    assert not any(key in text for key in ("start_time", "end_time", "duration", "iopub"))
+    assert archived_nb["cells"][0]["id"] == "injected-parameters"
+    assert archived_nb["cells"][1]["outputs"][0]["text"] == ["ok\n"]
+    assert archived_nb["metadata"]["papermill"]["parameters"] == {"dpi": 100}
+    assert '"values": []' in html and "runtime" not in html.split("var rules")[0].split("data")[1]
+    assert verify(first, tree).returncode == 0
+
+
+def test_a_report_whose_format_changed_is_refused(tree):
+    (tree / "results/report.html").write_text('<script id="runtimes">\nvar other = 1;\n</script>')
+    proc = run(*BUILD, "--member", "results", cwd=tree)
+    assert proc.returncode == 2
+    assert "no 'var runtimes_spec = ...;' block: its format changed" in proc.stderr
+
+
+# --- standard library only, from the unpacked archive ---------------------------------------
+
+
+def test_the_archive_module_imports_no_numpy_or_pandas():
+    code = (
+        "import sys, deeplinear.archive, deeplinear.zenodo, deeplinear.io; "
+        "print(sorted(m for m in ('numpy', 'pandas') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env_with_src()
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+
+
+def test_verify_runs_from_the_unpacked_archive_with_only_the_standard_library(tree, tmp_path):
+    (tree / "src/deeplinear").mkdir(parents=True)
+    for name in ("__init__.py", "errors.py", "io.py", "archive.py", "zenodo.py"):
+        shutil.copy2(SRC / "deeplinear" / name, tree / "src/deeplinear" / name)
+    proc = run(*BUILD, "--member", "results", "src", cwd=tree)
+    assert proc.returncode == 0, proc.stderr
+    archive = tree / proc.stdout.splitlines()[0]
+    published = hashlib.sha256(archive.read_bytes()).hexdigest()
+    reader = tmp_path / "reader"
+    reader.mkdir()
+    shutil.copy2(archive, reader)
+    with tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(reader, filter="data")
+    script = reader / archive.name.removesuffix(".tar.gz") / "src/deeplinear/archive.py"
+    # -I: no PYTHONPATH, no user site, no script folder on sys.path; -S: no site-packages.
+    cmd = [sys.executable, "-I", "-S", str(script), "verify", archive.name, "--sha256", published]
+    proc = subprocess.run(cmd, cwd=reader, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert f"OK {archive.name}: SHA-256 {published} matches" in proc.stdout
+    assert "OK src/deeplinear/archive.py" in proc.stdout
+
+
+# --- workflow helpers, provenance and lock --------------------------------------------------
 
 
 def test_code_files_skips_caches_and_keeps_missing_members(tree, monkeypatch):
     monkeypatch.chdir(tree)
-    assert load_tool().code_files(["results", "bin/run.sh", "nowhere"]) == [
+    assert tool.code_files(["results", "bin/run.sh", "nowhere"]) == [
         "results/nested/deeper/notes.txt",
         "results/tables/runs.csv",
         "bin/run.sh",
@@ -286,8 +501,17 @@ def test_code_files_skips_caches_and_keeps_missing_members(tree, monkeypatch):
     ]
 
 
+def test_code_files_are_relative_to_the_working_directory(tree, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    files = tool.code_files(["bin/run.sh", "config.yaml"], tree)
+    assert files == ["../project/bin/run.sh", "../project/config.yaml"]
+    assert all((elsewhere / f).is_file() for f in files)
+
+
 def test_snakemake_command_names_config_files_relative_to_the_workdir(tree):
-    command = load_tool().snakemake_command([tree / "config.yaml", "/elsewhere/c.yaml"], tree)
+    command = tool.snakemake_command([tree / "config.yaml", "/elsewhere/c.yaml"], tree)
     assert command == "snakemake --configfile config.yaml --configfile /elsewhere/c.yaml"
 
 
@@ -346,17 +570,136 @@ def test_lock_lists_numpy_sorted_and_marks_the_editable_project(tree):
     assert any(line.startswith("# deeplinear==") for line in lines)
 
 
+# --- file modes -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o077, 0o600)])
+def test_result_files_get_the_umasks_mode(tmp_path, mask, mode):
+    import pandas as pd
+
+    from deeplinear import io as dio
+
+    old = os.umask(mask)
+    try:
+        dio.write_csv(pd.DataFrame({"a": [1.0]}), tmp_path / "t.csv")
+        dio.write_json({"a": 1}, tmp_path / "t.json")
+        dio.save_npz(tmp_path / "t.npz", a=[1.0])
+        with dio.atomic_path(tmp_path / "plain.txt") as tmp:
+            tmp.write_text("x")
+        tool.write_text(tmp_path / "provenance.json", "{}\n")
+    finally:
+        os.umask(old)
+    for name in ("t.csv", "t.json", "t.npz", "plain.txt", "provenance.json"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == mode, name
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+@pytest.mark.parametrize(("mask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_the_archive_command_writes_with_the_umasks_mode(tree, mask, mode):
+    old = os.umask(mask)
+    try:  # the child inherits the umask
+        archive = build(tree)
+        proc = run("lock", "--out", "results/requirements.lock", cwd=tree)
+    finally:
+        os.umask(old)
+    assert proc.returncode == 0, proc.stderr
+    for path in (archive, archive.with_name(archive.name + ".sha256")):
+        assert path.stat().st_mode & 0o777 == mode, path
+    assert (tree / "results/requirements.lock").stat().st_mode & 0o777 == mode
+
+
+# --- the workflow ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """An environment whose PATH starts with fake ``git`` and ``pip`` that log every call."""
+    bin_dir, calls = tmp_path / "fakebin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    for name in ("git", "pip", "pip3"):
+        exe = bin_dir / name
+        exe.write_text(f'#!/bin/sh\necho "{name} $*" >> "{calls}"\nexit 1\n')
+        exe.chmod(0o755)
+    path = os.pathsep.join([str(bin_dir), str(Path(sys.executable).parent), os.environ["PATH"]])
+    return env_with_src({"PATH": path}), calls
+
+
+def test_dry_runs_call_no_git_or_pip_and_work_from_another_directory(tmp_path, recorder):
+    env, calls = recorder
+    project = tmp_path / "project"
+    project.mkdir()
+    copy_project(project)
+    (project / "results").mkdir()
+    (project / "results/report.html").write_text("<html></html>\n")
+    smk = [sys.executable, "-m", "snakemake", "--cores", "1", "-n"]
+    here = subprocess.run(
+        [*smk, "archive", "--configfile", "config/smoke.yaml"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert here.returncode == 0, here.stdout + here.stderr
+    assert "rule archive:" in here.stdout + here.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    away = subprocess.run(
+        [*smk, "provenance", "lock", "-s", str(project / "Snakefile"), "--configfile",
+         str(project / "config/smoke.yaml")],
+        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert away.returncode == 0, away.stdout + away.stderr
+    assert "rule provenance:" in away.stdout + away.stderr
+    assert not calls.exists(), calls.read_text()
+
+
+def test_the_archive_rule_names_the_missing_report(tmp_path, recorder):
+    env, _ = recorder
+    project = tmp_path / "project"
+    project.mkdir()
+    copy_project(project)
+    cmd = [sys.executable, "-m", "snakemake", "-n", "archive", "--configfile", "config/smoke.yaml"]
+    proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "results/report.html is missing: `make archive` makes it first" in proc.stdout + (
+        proc.stderr
+    )
+
+
 @pytest.mark.pipeline
-def test_snakemake_archive_is_reproducible_and_verifies(smoke):
-    snakemake(smoke, "archive", "--configfile", "config/smoke.yaml")
-    (archive,) = (smoke / "dist").glob("deeplinear-0.1.0-*.tar.gz")
+def test_make_archive_is_stable_across_rerenders_and_verifies(smoke, monkeypatch, tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    monkeypatch.setenv("PYTHONPATH", env_with_src()["PYTHONPATH"])
+    stamp = tmp_path / "installed"  # stands for the venv stamp: the venv is this one
+    stamp.touch()
+    make = [
+        "make", "--no-print-directory", f"BIN={Path(sys.executable).parent}", f"STAMP={stamp}",
+        "CONFIGFILE=config/smoke.yaml", "CORES=2",
+    ]  # fmt: skip
+
+    def make_archive() -> Path:
+        proc = subprocess.run(
+            [*make, "archive"], cwd=smoke, capture_output=True, text=True, timeout=900
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (archive,) = (smoke / "dist").glob("deeplinear-0.1.0-*.tar.gz")
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert proc.stdout.splitlines()[-1] == f"{digest}  {archive.name}"
+        return archive
+
+    archive = make_archive()
     config_hash = hashlib.sha256((smoke / "results/config.json").read_bytes()).hexdigest()[:8]
     assert archive.name == f"deeplinear-0.1.0-{config_hash}.tar.gz"
     content = archive.read_bytes()
-    archive.unlink()
-    snakemake(smoke, "archive", "--configfile", "config/smoke.yaml")
-    assert archive.read_bytes() == content
-    proc = verify(archive, smoke)
+    notebook = (smoke / "results/notebooks/fig1_stepsize.ipynb").read_bytes()
+    report = (smoke / "results/report.html").read_bytes()
+    # Re-render a figure (new papermill timings) and, by make, the report (new job times).
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    config = ("--configfile", "config/smoke.yaml")
+    snakemake(smoke, "figures/fig1_stepsize.png", *config, "--forcerun", "figure_fig1_stepsize")
+    assert (smoke / "results/notebooks/fig1_stepsize.ipynb").read_bytes() != notebook
+    assert make_archive().read_bytes() == content
+    assert (smoke / "results/report.html").read_bytes() != report
+    published = hashlib.sha256(content).hexdigest()
+    proc = verify(archive, smoke, "--sha256", published)
     assert proc.returncode == 0, proc.stderr
     for member in (
         "results/tables/runs.csv",
@@ -367,6 +710,8 @@ def test_snakemake_archive_is_reproducible_and_verifies(smoke):
         "results/provenance.json",
         "results/requirements.lock",
         "src/deeplinear/gd.py",
+        "src/deeplinear/archive.py",
         "CITATION.cff",
+        "Makefile",
     ):
         assert f"OK {member}" in proc.stdout, member

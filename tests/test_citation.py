@@ -225,3 +225,32 @@ def test_broken_zenodo_metadata_is_reported(change, expected):
     change(meta)
     errors = zenodo_errors(meta)
     assert any(expected in e for e in errors), errors
+
+
+# --- what `make deposit` writes -------------------------------------------------------------
+
+
+def test_the_deposited_metadata_is_still_a_valid_software_deposit():
+    from deeplinear.zenodo import deposit_metadata
+
+    meta = deposit_metadata(json.loads(ZENODO.read_text()), "x-1-abcd.tar.gz", "0" * 64)
+    assert zenodo_errors(meta) == []
+    assert (
+        isinstance(meta["notes"], str)
+        and f"SHA-256 (x-1-abcd.tar.gz): {'0' * 64}" in (meta["notes"])
+    )
+
+
+def test_a_deposited_doi_keeps_citation_cff_valid(tmp_path):
+    from deeplinear.zenodo import set_cff_doi
+
+    text = set_cff_doi(CFF.read_text(), "10.5281/zenodo.1234567", "2026-12-01")
+    assert cff_errors(text) == []
+    assert load_cff(text)["doi"] == "10.5281/zenodo.1234567"
+    assert load_cff(text)["references"][0]["doi"] == PAPER_DOI
+    exe = shutil.which("cffconvert") or shutil.which("cffconvert", path=str(ROOT / ".venv-cff/bin"))
+    if exe is not None:
+        path = tmp_path / "CITATION.cff"
+        path.write_text(text)
+        proc = subprocess.run([exe, "--validate", "-i", str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr

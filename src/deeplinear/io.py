@@ -1,31 +1,58 @@
 """Atomic writers: write to a temporary file in the target folder, then rename.
 
-A reader (or a rerun after an interruption) never sees a half-written file.
+A reader (or a rerun after an interruption) never sees a half-written file. Files get the
+mode the umask gives a new file (0644 with umask 022), as if written by ``open``.
+
+numpy and pandas are imported only by the writers that need them, so that
+:func:`atomic_path` (used by ``deeplinear.archive``) needs only the standard library.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+#: Mode requested for new files; the kernel removes the umask's bits, as for ``open``.
+NEW_FILE_MODE = 0o666
+
+
+def _create_temporary(path: Path, suffix: str) -> Path:
+    """Create an empty, unique file beside ``path`` with the umask's mode; return its path.
+
+    ``tempfile.mkstemp`` would create it with mode 0600 whatever the umask; ``os.open``
+    with ``O_CREAT | O_EXCL`` is as safe against collisions and lets the umask apply.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(tmp, flags, NEW_FILE_MODE))
+        except FileExistsError:
+            continue
+        return tmp
+    raise FileExistsError(f"no unused temporary name beside {path}")
 
 
 @contextmanager
-def atomic_path(path: str | os.PathLike, suffix: str = ""):
-    """Yield a temporary path next to ``path``; on success rename it onto ``path``."""
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success rename it onto ``path``.
+
+    The temporary file exists (empty) when yielded and has the mode ``open`` would give
+    a new file under the current umask; the renamed file keeps that mode.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent
-    )
-    os.close(fd)
+    tmp = _create_temporary(path, suffix or path.suffix)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -61,6 +88,8 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
     ``numpy.savez`` stamps each member with the current time; this writer does not.
     """
 
+    import numpy as np
+
     def writer(p: Path) -> None:
         with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_STORED) as zf:
             for name in sorted(arrays):
@@ -72,6 +101,8 @@ def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
 
 
 def _json_default(obj):
+    import numpy as np
+
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, np.ndarray):
@@ -105,6 +136,8 @@ def script_log(path: str | os.PathLike, name: str):
 
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Arrays of an ``.npz`` written by :func:`save_npz`."""
+    import numpy as np
+
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 

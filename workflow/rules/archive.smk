@@ -1,19 +1,26 @@
 # Provenance, the exact package versions, and the deterministic archive in dist/.
-# Uses from the including Snakefile: ALL_TABLES, ALL_FIGURES, PYTHON and ENV; depends on
-# results/report.html (rule report_html). All logic lives in scripts/archive.py.
-import importlib.util
+# Uses from the including Snakefile: ALL_TABLES, ALL_FIGURES and ENV. The logic lives in
+# deeplinear.archive, which the jobs run as `python -m deeplinear.archive`.
+#
+# Nothing here runs git, pip or the network while the workflow is parsed (also `snakemake -n`):
+# the git commit and the installed versions are read inside the provenance and lock jobs.
+# They are facts about the moment of archiving, so `make report` and `make archive` rerun
+# both jobs every time (`--forcerun provenance` / `--forcerun lock`; each takes about a
+# second). A bare `snakemake archive` reruns them only when their inputs change.
 import json
 import os
 import tomllib
 from hashlib import sha256
 from pathlib import Path
 
-#: scripts/archive.py as a module: one definition of archived files, git state and lock.
-_spec = importlib.util.spec_from_file_location("deeplinear_archive_tool", "scripts/archive.py")
-ARCHIVE_TOOL = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(ARCHIVE_TOOL)
+from snakemake.exceptions import WorkflowError
 
-PROJECT = tomllib.loads(Path("pyproject.toml").read_text())["project"]
+from deeplinear import archive as archive_tool
+
+#: The project folder (the Snakefile's), whatever the working directory: code is archived
+#: from here, results from the working directory.
+PROJECT_ROOT = Path(workflow.basedir)
+PROJECT = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
 
 #: The config this run uses (config files merged, schema defaults filled) as canonical JSON.
 #: Its hash names the archive, so two configs never share an archive name.
@@ -25,13 +32,22 @@ ARCHIVE = f"dist/{PROJECT['name']}-{PROJECT['version']}-{CONFIG_HASH}.tar.gz"
 ARCHIVE_CODE = [
     "Snakefile", "workflow", "src", "scripts", "notebooks", "config", "docs", "benchmarks",
     "pyproject.toml", "environment.yml", "README.md", "LICENSE", "CITATION.cff", ".zenodo.json",
+    "Makefile",
 ]  # fmt: skip
 EXECUTED_NOTEBOOKS = sorted({f"results/notebooks/{Path(f).stem}.ipynb" for f in ALL_FIGURES})
+REPORT_HTML = "results/report.html"
+RUN_COMMAND = archive_tool.snakemake_command(workflow.overwrite_configfiles, Path.cwd())
 
-#: Rerun provenance and lock when the code version or the installed packages change.
-GIT_COMMIT = ARCHIVE_TOOL.git_commit(Path.cwd())
-ENV_FINGERPRINT = sha256(ARCHIVE_TOOL.lock_text().encode()).hexdigest()[:16]
-RUN_COMMAND = ARCHIVE_TOOL.snakemake_command(workflow.overwrite_configfiles, Path.cwd())
+
+def made_report(wildcards):
+    """The HTML report, which Snakemake's --report makes (`make report`), not a rule."""
+    if not os.path.exists(REPORT_HTML):
+        raise WorkflowError(
+            f"{REPORT_HTML} is missing: `make archive` makes it first; by hand, run "
+            f"`snakemake all provenance --report {REPORT_HTML}` (with the same --configfile) "
+            "before `snakemake archive`"
+        )
+    return REPORT_HTML
 
 
 localrules:
@@ -47,13 +63,12 @@ rule resolved_config:
         config="results/config.json",
     params:
         text=RESOLVED_CONFIG,
-        python=PYTHON,
     conda:
         ENV
     log:
         "results/logs/config.log",
     shell:
-        "{params.python} scripts/archive.py config --out {output.config} "
+        "python -m deeplinear.archive config --out {output.config} "
         "--json {params.text:q} > {log} 2>&1"
 
 
@@ -70,59 +85,59 @@ rule provenance:
         ),
     params:
         command=RUN_COMMAND,
-        commit=GIT_COMMIT,
-        env=ENV_FINGERPRINT,
-        python=PYTHON,
+        project=str(PROJECT_ROOT),
     conda:
         ENV
     log:
         "results/logs/provenance.log",
     shell:
-        "{params.python} scripts/archive.py provenance --out {output.provenance} "
-        "--config-file {input.config} --command {params.command:q} > {log} 2>&1"
+        "python -m deeplinear.archive provenance --out {output.provenance} "
+        "--config-file {input.config} --command {params.command:q} "
+        "--project-dir {params.project:q} > {log} 2>&1"
 
 
 rule lock:
     """Every installed distribution with its exact version (pip freeze style)."""
     output:
         lock="results/requirements.lock",
-    params:
-        env=ENV_FINGERPRINT,
-        python=PYTHON,
     conda:
         ENV
     log:
         "results/logs/lock.log",
     shell:
-        "{params.python} scripts/archive.py lock --out {output.lock} > {log} 2>&1"
+        "python -m deeplinear.archive lock --out {output.lock} > {log} 2>&1"
 
 
 rule archive:
     """Deterministic tarball of code, config, tables, figures, executed notebooks, report,
-    lock, provenance and SHA256SUMS; check it with `make verify-archive ARCHIVE=...`."""
+    lock, provenance and SHA256SUMS, and its SHA-256 beside it (printed); check it with
+    `make verify-archive ARCHIVE=... SHA256=...`."""
     input:
         tables=ALL_TABLES,
         figures=ALL_FIGURES,
         notebooks=EXECUTED_NOTEBOOKS,
-        report="results/report.html",
+        report=made_report,
         config="results/config.json",
         provenance="results/provenance.json",
         lock="results/requirements.lock",
-        code=ARCHIVE_TOOL.code_files(ARCHIVE_CODE),
+        code=archive_tool.code_files(ARCHIVE_CODE, PROJECT_ROOT),
     output:
         archive=ARCHIVE,
+        sha256=f"{ARCHIVE}.sha256",
     params:
         out=lambda wildcards, output: os.path.dirname(output.archive),
         name=PROJECT["name"],
         version=PROJECT["version"],
         code=ARCHIVE_CODE,
-        python=PYTHON,
+        code_root=str(PROJECT_ROOT),
     conda:
         ENV
     log:
         "results/logs/archive.log",
     shell:
-        "{params.python} scripts/archive.py build --out {params.out} --name {params.name} "
+        "python -m deeplinear.archive build --out {params.out} --name {params.name} "
         "--version {params.version} --config-file {input.config} "
-        "--member {params.code:q} {input.tables:q} {input.figures:q} {input.notebooks:q} "
-        "{input.report:q} --lock {input.lock} --provenance {input.provenance} > {log} 2>&1"
+        "--code-root {params.code_root:q} --code {params.code:q} "
+        "--member {input.tables:q} {input.figures:q} {input.notebooks:q} {input.report:q} "
+        "--lock {input.lock} --provenance {input.provenance} > {log} 2>&1 "
+        "&& cat {output.sha256}"
