@@ -11,7 +11,10 @@ FIG    ?= fig1_stepsize
 # A config file replaces config/config.yaml (it is never merged into it): CONFIG=my.yaml.
 CONFIG ?=
 CONFIG_ARG := $(if $(CONFIG),--configfile=$(CONFIG),)
+CONFIG_FILE := $(or $(CONFIG),config/config.yaml)
 CHECK  = $(BIN)/python -m deeplinear.plan check $(or $(1),config/config.yaml)
+# The config's results_dir (results/ by default), read from the validated config.
+RESULTS_DIR = $$($(BIN)/python -m deeplinear.plan get results_dir $(CONFIG_FILE))
 # Rules run `python` from their environment: with .venv, that is .venv/bin/python.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -66,21 +69,19 @@ bench: $(STAMP)
 
 # --- report, archive, deposit (README "Archive and cite") ------------------------------------
 .PHONY: report deposit
-# The config of the run that the report and the archive describe (targets go before options:
-# --configfile and --forcerun take several values).
-CONFIGFILE ?= config/config.yaml
+# The report and the archive describe the run of CONFIG (default config/config.yaml).
 # Snakemake with the venv first on PATH, so that `python` in the rules is the venv's.
 SNAKEMAKE_VENV = PATH="$(abspath $(BIN)):$$PATH" $(BIN)/snakemake
 
 # Snakemake's own report of the finished run; provenance (shown in it) is always recomputed.
 report: $(STAMP)
-	$(SNAKEMAKE_VENV) all provenance --cores $(CORES) --configfile $(CONFIGFILE) --forcerun provenance
-	$(SNAKEMAKE_VENV) all provenance --configfile $(CONFIGFILE) --report results/report.html
+	$(SNAKEMAKE_VENV) all provenance --cores $(CORES) --forcerun provenance --configfile=$(CONFIG_FILE)
+	$(SNAKEMAKE_VENV) all provenance --report "$(RESULTS_DIR)/report.html" --configfile=$(CONFIG_FILE)
 
 # The report first (a plain input of the archive rule), then the tarball; prints its SHA-256,
 # also written to dist/<name>.tar.gz.sha256.
 archive: report
-	$(SNAKEMAKE_VENV) archive --cores $(CORES) --configfile $(CONFIGFILE) --forcerun lock
+	$(SNAKEMAKE_VENV) archive --cores $(CORES) --forcerun lock --configfile=$(CONFIG_FILE)
 	@echo "SHA-256 of the archive (publish it with the archive):"
 	@cat "$$(ls -t dist/*.tar.gz.sha256 | head -n 1)"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from deeplinear import archive as tool
-from tests.conftest import ROOT, copy_project, snakemake
+from tests.conftest import ROOT, SMOKE, copy_project, snakemake
 
 SRC = ROOT / "src"
 MEMBERS = ["results", "figures", "bin/run.sh"]
@@ -629,8 +629,8 @@ def test_dry_runs_call_no_git_or_pip_and_work_from_another_directory(tmp_path, r
     project = tmp_path / "project"
     project.mkdir()
     copy_project(project)
-    (project / "results").mkdir()
-    (project / "results/report.html").write_text("<html></html>\n")
+    (project / SMOKE).mkdir(parents=True)
+    (project / SMOKE / "report.html").write_text("<html></html>\n")
     smk = [sys.executable, "-m", "snakemake", "--cores", "1", "-n"]
     here = subprocess.run(
         [*smk, "archive", "--configfile", "config/smoke.yaml"],
@@ -658,7 +658,7 @@ def test_the_archive_rule_names_the_missing_report(tmp_path, recorder):
     cmd = [sys.executable, "-m", "snakemake", "-n", "archive", "--configfile", "config/smoke.yaml"]
     proc = subprocess.run(cmd, cwd=project, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
-    assert "results/report.html is missing: `make archive` makes it first" in proc.stdout + (
+    assert f"{SMOKE}/report.html is missing: `make archive` makes it first" in proc.stdout + (
         proc.stderr
     )
 
@@ -672,7 +672,7 @@ def test_make_archive_is_stable_across_rerenders_and_verifies(smoke, monkeypatch
     stamp.touch()
     make = [
         "make", "--no-print-directory", f"BIN={Path(sys.executable).parent}", f"STAMP={stamp}",
-        "CONFIGFILE=config/smoke.yaml", "CORES=2",
+        "CONFIG=config/smoke.yaml", "CORES=2",
     ]  # fmt: skip
 
     def make_archive() -> Path:
@@ -686,29 +686,30 @@ def test_make_archive_is_stable_across_rerenders_and_verifies(smoke, monkeypatch
         return archive
 
     archive = make_archive()
-    config_hash = hashlib.sha256((smoke / "results/config.json").read_bytes()).hexdigest()[:8]
+    config_hash = hashlib.sha256((smoke / SMOKE / "config.json").read_bytes()).hexdigest()[:8]
     assert archive.name == f"deeplinear-0.1.0-{config_hash}.tar.gz"
     content = archive.read_bytes()
-    notebook = (smoke / "results/notebooks/fig1_stepsize.ipynb").read_bytes()
-    report = (smoke / "results/report.html").read_bytes()
+    notebook = (smoke / SMOKE / "notebooks/fig1_stepsize.ipynb").read_bytes()
+    report = (smoke / SMOKE / "report.html").read_bytes()
     # Re-render a figure (new papermill timings) and, by make, the report (new job times).
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     config = ("--configfile", "config/smoke.yaml")
-    snakemake(smoke, "figures/fig1_stepsize.png", *config, "--forcerun", "figure_fig1_stepsize")
-    assert (smoke / "results/notebooks/fig1_stepsize.ipynb").read_bytes() != notebook
+    fig1 = f"{SMOKE}/figures/fig1_stepsize.png"
+    snakemake(smoke, fig1, "--forcerun", "figure_fig1_stepsize", *config)
+    assert (smoke / SMOKE / "notebooks/fig1_stepsize.ipynb").read_bytes() != notebook
     assert make_archive().read_bytes() == content
-    assert (smoke / "results/report.html").read_bytes() != report
+    assert (smoke / SMOKE / "report.html").read_bytes() != report
     published = hashlib.sha256(content).hexdigest()
     proc = verify(archive, smoke, "--sha256", published)
     assert proc.returncode == 0, proc.stderr
     for member in (
-        "results/tables/runs.csv",
-        "figures/fig1_stepsize.pdf",
-        "results/notebooks/fig1_stepsize.ipynb",
-        "results/report.html",
-        "results/config.json",
-        "results/provenance.json",
-        "results/requirements.lock",
+        f"{SMOKE}/tables/runs.csv",
+        f"{SMOKE}/figures/fig1_stepsize.pdf",
+        f"{SMOKE}/notebooks/fig1_stepsize.ipynb",
+        f"{SMOKE}/report.html",
+        f"{SMOKE}/config.json",
+        f"{SMOKE}/provenance.json",
+        f"{SMOKE}/requirements.lock",
         "src/deeplinear/gd.py",
         "src/deeplinear/archive.py",
         "CITATION.cff",

@@ -681,13 +681,18 @@ def is_editable(dist: metadata.Distribution) -> bool:
 def installed() -> list[tuple[str, str, bool]]:
     """(name, version, editable) of every importable distribution, sorted by name.
 
-    When a name is installed twice, the first on ``sys.path`` wins, as for imports.
+    When a name is installed twice, the first on ``sys.path`` wins, as for imports; it counts
+    as editable if any copy is (the ``*.egg-info`` that ``pip install -e`` leaves in the
+    source tree shadows the editable record when the source folder is on ``sys.path``).
     """
     found: dict[str, tuple[str, str, bool]] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
-        if name and canonical_name(name) not in found:
-            found[canonical_name(name)] = (name, dist.version, is_editable(dist))
+        if not name:
+            continue
+        key = canonical_name(name)
+        first = found.get(key, (name, dist.version, False))
+        found[key] = (first[0], first[1], first[2] or is_editable(dist))
     return [found[key] for key in sorted(found)]
 
 

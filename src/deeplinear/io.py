@@ -161,6 +161,8 @@ def load_dataset(path: str | os.PathLike):
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """A CSV or Parquet result table; an unreadable file raises
     :class:`~deeplinear.errors.InputError` naming it and the command that rebuilds it."""
+    import pandas as pd
+
     from deeplinear.errors import InputError
 
     path = Path(path)

@@ -366,20 +366,29 @@ def load(path: str | Path, schema: str | Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m deeplinear.plan check FILE``: the config's errors, or its size, before
-    Snakemake runs (Snakemake itself reports a YAML syntax error without file or line)."""
+    Snakemake runs (Snakemake itself reports a YAML syntax error without file or line);
+    ``get KEY FILE``: a top-level value of the validated config (``results_dir``)."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 2 or args[0] != "check":
-        print("usage: python -m deeplinear.plan check CONFIG.yaml", file=sys.stderr)
+    arity = {"check": 2, "get": 3}
+    if not args or arity.get(args[0]) != len(args):
+        print(
+            "usage: python -m deeplinear.plan check CONFIG.yaml\n"
+            "       python -m deeplinear.plan get KEY CONFIG.yaml   (a top-level value)",
+            file=sys.stderr,
+        )
         return 2
     schema = Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
     try:
-        cfg = load(args[1], schema)
+        cfg = load(args[-1], schema)
         plan = Plan.from_config(cfg)
     except InputError as err:
-        print(f"Error in the config ({args[1]}): {err}", file=sys.stderr)
+        print(f"Error in the config ({args[-1]}): {err}", file=sys.stderr)
         return 1
+    if args[0] == "get":
+        print(cfg[args[1]])
+        return 0
     runs = sum(len(e.runs) for e in plan.experiments.values())
     shards = sum(len(e.shards) for e in plan.experiments.values())
     print(

@@ -13,8 +13,6 @@ import tomllib
 from hashlib import sha256
 from pathlib import Path
 
-from snakemake.exceptions import WorkflowError
-
 from deeplinear import archive as archive_tool
 
 #: The project folder (the Snakefile's), whatever the working directory: code is archived
@@ -34,20 +32,8 @@ ARCHIVE_CODE = [
     "pyproject.toml", "environment.yml", "README.md", "LICENSE", "CITATION.cff", ".zenodo.json",
     "Makefile",
 ]  # fmt: skip
-EXECUTED_NOTEBOOKS = sorted({f"results/notebooks/{Path(f).stem}.ipynb" for f in ALL_FIGURES})
-REPORT_HTML = "results/report.html"
+EXECUTED_NOTEBOOKS = sorted({f"{RESULTS}/notebooks/{Path(f).stem}.ipynb" for f in ALL_FIGURES})
 RUN_COMMAND = archive_tool.snakemake_command(workflow.overwrite_configfiles, Path.cwd())
-
-
-def made_report(wildcards):
-    """The HTML report, which Snakemake's --report makes (`make report`), not a rule."""
-    if not os.path.exists(REPORT_HTML):
-        raise WorkflowError(
-            f"{REPORT_HTML} is missing: `make archive` makes it first; by hand, run "
-            f"`snakemake all provenance --report {REPORT_HTML}` (with the same --configfile) "
-            "before `snakemake archive`"
-        )
-    return REPORT_HTML
 
 
 localrules:
@@ -60,13 +46,15 @@ localrules:
 rule resolved_config:
     """The resolved config as JSON: what provenance records and what names the archive."""
     output:
-        config="results/config.json",
+        config=f"{RESULTS}/config.json",
     params:
         text=RESOLVED_CONFIG,
     conda:
         ENV
     log:
-        "results/logs/config.log",
+        f"{RESULTS}/logs/config.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/resolved_config.tsv"
     shell:
         "python -m deeplinear.archive config --out {output.config} "
         "--json {params.text:q} > {log} 2>&1"
@@ -76,10 +64,10 @@ rule provenance:
     """Command, config and its SHA-256, git commit (or -dirty), package versions, platform."""
     input:
         tables=ALL_TABLES,
-        config="results/config.json",
+        config=f"{RESULTS}/config.json",
     output:
         provenance=report(
-            "results/provenance.json",
+            f"{RESULTS}/provenance.json",
             caption="../report/provenance.rst",
             category="Provenance",
         ),
@@ -89,7 +77,9 @@ rule provenance:
     conda:
         ENV
     log:
-        "results/logs/provenance.log",
+        f"{RESULTS}/logs/provenance.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/provenance.tsv"
     shell:
         "python -m deeplinear.archive provenance --out {output.provenance} "
         "--config-file {input.config} --command {params.command:q} "
@@ -99,11 +89,13 @@ rule provenance:
 rule lock:
     """Every installed distribution with its exact version (pip freeze style)."""
     output:
-        lock="results/requirements.lock",
+        lock=f"{RESULTS}/requirements.lock",
     conda:
         ENV
     log:
-        "results/logs/lock.log",
+        f"{RESULTS}/logs/lock.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lock.tsv"
     shell:
         "python -m deeplinear.archive lock --out {output.lock} > {log} 2>&1"
 
@@ -117,9 +109,9 @@ rule archive:
         figures=ALL_FIGURES,
         notebooks=EXECUTED_NOTEBOOKS,
         report=made_report,
-        config="results/config.json",
-        provenance="results/provenance.json",
-        lock="results/requirements.lock",
+        config=f"{RESULTS}/config.json",
+        provenance=f"{RESULTS}/provenance.json",
+        lock=f"{RESULTS}/requirements.lock",
         code=archive_tool.code_files(ARCHIVE_CODE, PROJECT_ROOT),
     output:
         archive=ARCHIVE,
@@ -133,7 +125,9 @@ rule archive:
     conda:
         ENV
     log:
-        "results/logs/archive.log",
+        f"{RESULTS}/logs/archive.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/archive.tsv"
     shell:
         "python -m deeplinear.archive build --out {params.out} --name {params.name} "
         "--version {params.version} --config-file {input.config} "

@@ -1,11 +1,14 @@
 # The plan of the whole study, built from the validated config before any job runs. Every
 # rule reads experiment settings from PLAN (deeplinear.plan) and paths from the helpers
 # below; a bad config stops here with the config key named and nothing computed.
+import os
 import re
 import shlex
 import sys
 
 from deeplinear import data, figures, plan
+from snakemake.exceptions import WorkflowError
+
 from deeplinear.errors import InputError
 
 #: Software environment of every rule (used with `--sdm conda`).
@@ -96,6 +99,16 @@ BENCHMARKS = [
     *(f"{BENCH}/figures/{fig.name}.tsv" for fig in figures.FIGURES),
 ]
 
+#: Snakemake's HTML report of the finished run (`make report`), an input of the archive.
+REPORT_HTML = f"{RESULTS}/report.html"
 
-#: Interim: archive.smk still reads PYTHON (the rule environment's interpreter).
-PYTHON = "python"
+
+def made_report(wildcards):
+    """The HTML report, which Snakemake's --report makes (`make report`), not a rule."""
+    if not os.path.exists(REPORT_HTML):
+        raise WorkflowError(
+            f"{REPORT_HTML} is missing: `make archive` makes it first; by hand, run "
+            f"`snakemake all provenance --report {REPORT_HTML}` (with the same --configfile) "
+            "before `snakemake archive`"
+        )
+    return REPORT_HTML
