@@ -11,7 +11,6 @@ with io.script_log(sm.log[0], "aggregate study") as say:
     traj = experiments.collect_trajectories(io.read_table(p) for p in sm.input.trajectories)
     io.write_csv(runs, sm.output.runs)
     io.write_parquet(traj, sm.output.trajectories)
-    io.write_csv(stats.convergence_stats(runs), sm.output.convergence)
-    io.write_csv(stats.rank_stats(runs), sm.output.ranks)
-    io.write_csv(stats.escape_scaling(runs), sm.output.escape)
+    for key, table in stats.aggregates(runs).items():
+        io.write_csv(table, sm.output[key])
     say(f"{len(runs)} runs, {len(traj)} trajectory rows: {runs.status.value_counts().to_dict()}")

@@ -364,3 +364,13 @@ def _escape_fits(xi: np.ndarray, t: np.ndarray) -> dict:
         "rms_power": float(np.sqrt(rss_power / lt.size)),
         "rms_log": float(np.sqrt(rss_log / lt.size)),
     }
+
+
+def aggregates(runs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The tables the figures plot, from a runs table: ``convergence`` (convergence_stats),
+    ``ranks`` (rank_stats) and ``escape`` (escape_scaling), keyed like the rules' outputs."""
+    return {
+        "convergence": convergence_stats(runs),
+        "ranks": rank_stats(runs),
+        "escape": escape_scaling(runs),
+    }
