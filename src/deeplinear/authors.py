@@ -214,3 +214,10 @@ def table(runs: pd.DataFrame, trajectories: pd.DataFrame, critical: pd.DataFrame
         )
     out = pd.DataFrame(rows, columns=COLUMNS)
     return out.sort_values(["experiment", "depth", "seed"], ignore_index=True)
+
+
+def depth_labels(table: pd.DataFrame) -> dict[int, str]:
+    """Legend label per depth of figure 8: ``N = 2: eta = 0.003 eta_cert`` with the median
+    over seeds of ``eta_over_bound`` (rows of ``authors.csv`` of one experiment)."""
+    ratio = table.groupby("depth")["eta_over_bound"].median()
+    return {int(N): f"N = {int(N)}: $\\eta$ = {r:.2g} $\\eta_{{cert}}$" for N, r in ratio.items()}
