@@ -20,9 +20,7 @@ with io.script_log(sm.log[0], "authors") as say:
             say(f"{name}: critical steps of {len(group)} starts at depth {group[0].depth}")
             critical.append(critical_steps(group, ds, search, progress=say))
         tables.append(
-            authors.table(
-                io.read_table(runs_path), io.read_table(traj_path), pd.concat(critical)
-            )
+            authors.table(io.read_table(runs_path), io.read_table(traj_path), pd.concat(critical))
         )
     out = pd.concat(tables, ignore_index=True)
     io.write_csv(out, sm.output.table)

@@ -108,7 +108,11 @@ def test_table_joins_runs_trajectories_and_critical_steps():
         }
     )
     critical = pd.DataFrame(
-        {"run_id": ["b", "a"], "critical_eta": [0.2, math.nan], "sharpness_reached": [6.0, math.nan]}
+        {
+            "run_id": ["b", "a"],
+            "critical_eta": [0.2, math.nan],
+            "sharpness_reached": [6.0, math.nan],
+        }
     )
     out = authors.table(runs, traj, critical)
     assert list(out.columns) == list(authors.COLUMNS)
