@@ -127,3 +127,18 @@ def test_depth_labels_give_the_median_ratio_per_depth():
     labels = authors.depth_labels(table)
     assert list(labels) == [2, 5]
     assert "0.002" in labels[2] and "0.07" in labels[5] and labels[5].startswith("N = 5")
+
+
+def test_critical_search_uses_the_config_search_on_the_authors_starts():
+    cfg = plan.load(ROOT / "config/smoke.yaml", ROOT / "workflow/schemas/config.schema.yaml")
+    the_plan = plan.Plan.from_config(cfg)
+    runs = the_plan.experiments["authors"].runs
+    groups = authors.by_architecture(runs)
+    assert [g[0].depth for g in groups] == [2, 3, 5]
+    assert all(len({(r.depth, r.hidden) for r in g}) == 1 for g in groups)
+    assert sum(len(g) for g in groups) == len(runs)
+    search = authors.critical_search(the_plan.threshold, groups[0])
+    assert search.runs == groups[0] and search.settings == the_plan.threshold.settings
+    assert (search.lo, search.hi, search.rtol) == (
+        the_plan.threshold.lo, the_plan.threshold.hi, the_plan.threshold.rtol,
+    )  # fmt: skip
