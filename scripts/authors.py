@@ -18,10 +18,15 @@ with io.script_log(sm.log[0], "authors") as say:
         for group in authors.by_architecture(the_plan.experiments[name].runs):
             search = authors.critical_search(the_plan.threshold, group)
             say(f"{name}: critical steps of {len(group)} starts at depth {group[0].depth}")
-            critical.append(critical_steps(group, ds, search, progress=say))
+            steps = critical_steps(group, ds, search, progress=say)
+            critical.append(steps.merge(authors.stable_steps(group, ds, search), on="run_id"))
         tables.append(
             authors.table(io.read_table(runs_path), io.read_table(traj_path), pd.concat(critical))
         )
     out = pd.concat(tables, ignore_index=True)
     io.write_csv(out, sm.output.table)
-    say(out[["experiment", "depth", "seed", "eta_over_bound", "position"]].to_string())
+    say(
+        out[
+            ["experiment", "depth", "seed", "eta_over_bound", "eta_over_stable", "position"]
+        ].to_string()
+    )

@@ -112,6 +112,8 @@ def test_table_joins_runs_trajectories_and_critical_steps():
             "run_id": ["b", "a"],
             "critical_eta": [0.2, math.nan],
             "sharpness_reached": [6.0, math.nan],
+            "stable_eta": [0.3, 0.6],
+            "stable_at_upper_end": [False, False],
         }
     )
     out = authors.table(runs, traj, critical)
@@ -120,6 +122,7 @@ def test_table_joins_runs_trajectories_and_critical_steps():
     assert a["position"] == authors.INSIDE and a["eta_over_bound"] == pytest.approx(3e-3)
     assert b["position"] == authors.BETWEEN and b["eta_over_critical"] == pytest.approx(1.5e-4)
     assert b["eos_eta_reached"] == pytest.approx(1 / 3) and b["product_norm_min"] == 0.7
+    assert a["eta_over_stable"] == pytest.approx(5e-5)
 
 
 def test_depth_labels_give_the_median_ratio_per_depth():
@@ -142,3 +145,19 @@ def test_critical_search_uses_the_config_search_on_the_authors_starts():
     assert (search.lo, search.hi, search.rtol) == (
         the_plan.threshold.lo, the_plan.threshold.hi, the_plan.threshold.rtol,
     )  # fmt: skip
+
+
+def test_stable_step_brackets_the_edge_of_stability_on_whitened_data():
+    """A start near the balanced minimizer of whitened data (X X^T = 2 I, so the loss is
+    ||P - A||_F^2 and the sharpness there is 2 N ||A||_2^(2 - 2/N) = 2 N): GD stays bounded
+    below 2/S and diverges above it, so the largest non-diverging step is within a few
+    percent of 2/S = 1/N, far above the certified step."""
+    m = 50
+    ds = data.synthetic(3, 3, m, 3, 0.0, 4, whiten=True, x_scale=math.sqrt(2 / m))
+    run = plan.Run("t", "d", 2, 3, "balanced", 1.0, None, 0.0, 0.0, 0, "constant", 100.0, 0.0,
+                   1.0, "certified")  # fmt: skip
+    settings = plan.Settings(time=20.0, max_iter=20000, gtol=1e-9, log_points=2, base_seed=1)
+    search = plan.ThresholdSearch((), settings, 0.25, 2.0, 0.02, (run,), {})
+    out = authors.stable_steps([run], ds, search)
+    assert not out["stable_at_upper_end"].iloc[0]
+    assert 0.5 * 0.9 < out["stable_eta"].iloc[0] < 0.5 * 1.5

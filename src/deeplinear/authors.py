@@ -17,6 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from deeplinear import gd, theory
+from deeplinear.data import Dataset
+from deeplinear.experiments import starts_and_bounds
 from deeplinear.plan import Run, ThresholdSearch
 
 #: Excess-loss level whose first passage ``authors.csv`` reports (``iterations_to_excess``).
@@ -47,8 +50,11 @@ COLUMNS = (
     "eos_eta_reached",
     "eos_eta",
     "eos_eta_max",
+    "stable_eta",
+    "stable_at_upper_end",
     "eta_over_bound",
     "eta_over_critical",
+    "eta_over_stable",
     "eta_over_eos_reached",
     "eta_over_eos",
     "position",
@@ -89,6 +95,47 @@ def by_architecture(runs: Sequence[Run]) -> list[tuple[Run, ...]]:
     for run in runs:
         groups.setdefault((run.depth, run.hidden), []).append(run)
     return [tuple(g) for g in groups.values()]
+
+
+def stable_steps(runs: Sequence[Run], ds: Dataset, search: ThresholdSearch) -> pd.DataFrame:
+    """Largest constant step at which GD from each start does not diverge within its budget
+    ``min(ceil(T / eta), max_iter)`` (``search.settings``), per run of one architecture.
+
+    Where convergence to a global minimizer is too slow for the critical step of
+    :func:`deeplinear.experiments.critical_steps` (a target of lower rank than the network:
+    the other singular values of the product decay only like a power of the time), this is
+    the step-size limit the run can still show. Bisection on ``log(eta)`` between the
+    certified step (GD cannot diverge there, theory.md 6) and ``search.hi`` times the proven
+    edge of stability ``eos_eta_max`` (theory.md 13) to relative precision ``search.rtol``;
+    divergence is the engine's (loss non-finite or ``1e8`` times its start).
+    ``stable_at_upper_end`` flags starts that did not diverge even at the upper end.
+    Returns ``run_id, stable_eta, stable_at_upper_end``.
+    """
+    settings = search.settings
+    prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
+    lo = np.array([b.eta for b in bounds])
+    top = search.hi * theory.edge_of_stability_max(prob, len(widths) - 1)
+    hi = np.full(lo.size, top)
+
+    def diverges(eta: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        res = gd.run(
+            ds.X, ds.Y, [Wj[idx] for Wj in starts], eta[idx],
+            [settings.budget(e) for e in eta[idx]], gtol=settings.gtol, log_points=2,
+            problem=prob,
+        )  # fmt: skip
+        return res.status == gd.DIVERGED
+
+    at_top = ~diverges(hi, np.arange(lo.size))
+    lo[at_top] = hi[at_top]
+    while np.any(open_ := hi / lo > 1 + search.rtol):
+        idx = np.flatnonzero(open_)
+        mid = np.sqrt(lo * hi)
+        bad = diverges(mid, idx)
+        hi[idx[bad]] = mid[idx[bad]]
+        lo[idx[~bad]] = mid[idx[~bad]]
+    return pd.DataFrame(
+        {"run_id": [r.run_id for r in runs], "stable_eta": lo, "stable_at_upper_end": at_top}
+    )
 
 
 def position(eta: float, eta_bound: float, critical_eta: float, eos_eta_max: float) -> str:
@@ -171,7 +218,8 @@ def curve_numbers(iteration: np.ndarray, loss: np.ndarray, product_norm: np.ndar
 def table(runs: pd.DataFrame, trajectories: pd.DataFrame, critical: pd.DataFrame) -> pd.DataFrame:
     """``authors.csv``: one row per run of ``runs`` (runs.csv rows), with its start's
     ``critical_eta`` and ``sharpness_reached`` (rows of ``critical_steps`` keyed by
-    ``run_id``), the ratios of the run's step to the certified bound, the critical step,
+    ``run_id``, joined with the :func:`stable_steps` columns), the ratios of the run's step
+    to the certified bound, the critical step, the largest non-diverging step,
     ``2 / sharpness_reached`` and ``eos_eta`` (2/S of the balanced minimizer), the
     :func:`position` and the :func:`curve_numbers` of its trajectory."""
     crit = critical.set_index("run_id")
@@ -195,8 +243,11 @@ def table(runs: pd.DataFrame, trajectories: pd.DataFrame, critical: pd.DataFrame
                 "eos_eta_reached": eos_reached,
                 "eos_eta": run.eos_eta,
                 "eos_eta_max": run.eos_eta_max,
+                "stable_eta": c["stable_eta"],
+                "stable_at_upper_end": c["stable_at_upper_end"],
                 "eta_over_bound": run.eta / run.eta_bound,
                 "eta_over_critical": run.eta / c["critical_eta"],
+                "eta_over_stable": run.eta / c["stable_eta"],
                 "eta_over_eos_reached": run.eta / eos_reached,
                 "eta_over_eos": run.eta / run.eos_eta,
                 "position": position(run.eta, run.eta_bound, c["critical_eta"], run.eos_eta_max),
