@@ -62,6 +62,7 @@ def synthetic(
     seed: int,
     whiten: bool = False,
     cond: float | None = None,
+    x_scale: float = 1.0,
 ) -> Dataset:
     """Gaussian ``X``; ``Y = A X + noise * N(0, 1)`` with ``A`` of rank ``rank``.
 
@@ -69,6 +70,8 @@ def synthetic(
     the singular values of the target are distinct (the incremental-learning plateaus).
     ``whiten=True`` makes ``X X^T = m I`` (needed by the ACGH comparison, theory.md 10);
     ``cond`` instead makes ``X X^T`` diagonal with condition number exactly ``cond``.
+    ``x_scale`` multiplies ``X`` after whitening or conditioning (``Y`` follows, ``Y = A X``):
+    with ``whiten`` and ``x_scale = sqrt(c / m)``, ``X X^T = c I`` (figure 8 uses ``c = 2``).
     """
     _check_dims(d_x=d_x, d_y=d_y, m=m)
     if not 0 <= rank <= min(d_x, d_y):
@@ -83,13 +86,17 @@ def synthetic(
         X = _whiten(X)
     elif cond is not None:
         X = _condition(X, cond)
+    if not (np.isfinite(x_scale) and x_scale > 0):
+        raise InputError(f"synthetic x_scale must be > 0, got {x_scale}")
+    X = x_scale * X
     U = np.linalg.qr(rng.standard_normal((d_y, d_y)))[0][:, :rank]
     V = np.linalg.qr(rng.standard_normal((d_x, d_x)))[0][:, :rank]
     s = np.geomspace(1.0, 0.3, rank) if rank > 0 else np.zeros(0)
     A = (U * s) @ V.T
     Y = A @ X + noise * rng.standard_normal((d_y, m))
     meta = dict(kind="synthetic", d_x=d_x, d_y=d_y, m=m, rank=rank, noise=noise, seed=seed)
-    return validate(Dataset(X, Y, meta | {"whiten": whiten, "cond": cond}), "synthetic")
+    meta |= {"whiten": whiten, "cond": cond} | ({"x_scale": x_scale} if x_scale != 1 else {})
+    return validate(Dataset(X, Y, meta), "synthetic")
 
 
 def random(d_x: int, d_y: int, m: int, seed: int, whiten: bool = False) -> Dataset:

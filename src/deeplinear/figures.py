@@ -4,7 +4,8 @@ figure list and the pipeline tests read it; nothing else names a figure's inputs
 
 A table is either one experiment's (``runs``, ``trajectories``, ``convergence_stats``,
 ``rank_stats``, ``escape_scaling`` of the experiment bound to a notebook parameter) or
-study-wide (``thresholds``, ``step_thresholds``: the threshold search). A figure therefore
+study-wide (``thresholds``, ``step_thresholds``: the threshold search; ``authors``: the
+authors' step against our theory, figure 8). A figure therefore
 depends on the shards of its own experiments only.
 """
 
@@ -33,6 +34,7 @@ STUDY_TABLES = {
     "claims": "claims.csv",
     "claim2_fits": "claim2_fits.csv",
     "claim5_onset": "claim5_onset.csv",
+    "authors": "authors.csv",
 }
 
 
@@ -112,6 +114,12 @@ FIGURES: tuple[Figure, ...] = (
         claims=(1, 3, 4, 5),
         experiments={"experiment": "digits"},
         tables={"runs": "experiment", "trajectories": "experiment", "rank_stats": "experiment"},
+    ),
+    Figure(
+        "fig8_authors",
+        claims=(1,),
+        experiments={"experiment": "authors"},
+        tables={"runs": "experiment", "trajectories": "experiment", "authors": None},
     ),
 )
 

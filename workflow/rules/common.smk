@@ -76,6 +76,7 @@ ALL_TABLES = [
         "thresholds",
         "step_thresholds",
         "claims",
+        "authors",
     )
 ]
 ALL_FIGURES = [path for fig in figures.FIGURES for path in figure_paths(fig.name)]
@@ -96,6 +97,7 @@ BENCHMARKS = [
     f"{BENCH}/aggregate_study.tsv",
     f"{BENCH}/aggregate_thresholds.tsv",
     f"{BENCH}/claims.tsv",
+    f"{BENCH}/authors/authors.tsv",
     *(f"{BENCH}/figures/{fig.name}.tsv" for fig in figures.FIGURES),
 ]
 

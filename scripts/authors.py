@@ -1,0 +1,32 @@
+"""Snakemake script of rule `authors`: where the authors' step sits in our theory, and what
+their curves show in numbers (deeplinear.authors)."""
+
+import pandas as pd
+
+from deeplinear import authors, io, plan
+from deeplinear.experiments import critical_steps
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with io.script_log(sm.log[0], "authors") as say:
+    the_plan = plan.Plan.from_config(sm.config)
+    tables = []
+    for name, runs_path, traj_path, data_path in zip(
+        sm.params.experiments, sm.input.runs, sm.input.trajectories, sm.input.data, strict=True
+    ):
+        ds = io.load_dataset(data_path)
+        critical = []
+        for group in authors.by_architecture(the_plan.experiments[name].runs):
+            search = authors.critical_search(the_plan.threshold, group)
+            say(f"{name}: critical steps of {len(group)} starts at depth {group[0].depth}")
+            steps = critical_steps(group, ds, search, progress=say)
+            critical.append(steps.merge(authors.stable_steps(group, ds, search), on="run_id"))
+        tables.append(
+            authors.table(io.read_table(runs_path), io.read_table(traj_path), pd.concat(critical))
+        )
+    out = pd.concat(tables, ignore_index=True)
+    io.write_csv(out, sm.output.table)
+    say(
+        out[
+            ["experiment", "depth", "seed", "eta_over_bound", "eta_over_stable", "position"]
+        ].to_string()
+    )

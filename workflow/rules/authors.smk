@@ -1,0 +1,35 @@
+# The authors' own experiment (figure 8): for each of its runs, where the step sits relative
+# to our certified bound and the measured critical step of the same start, and what the
+# curves show in numbers (deeplinear.authors). Covers `authors` and, if the config has it,
+# the alternative reading `authors_bottleneck`.
+AUTHORS_EXPERIMENTS = [e for e in ("authors", "authors_bottleneck") if e in PLAN.experiments]
+
+
+rule authors:
+    """Certified bound, critical step and 2/S of the authors' starts against their step."""
+    input:
+        runs=[experiment_table(e, "runs") for e in AUTHORS_EXPERIMENTS],
+        trajectories=[experiment_table(e, "trajectories") for e in AUTHORS_EXPERIMENTS],
+        data=[dataset_file(PLAN.experiments[e].dataset) for e in AUTHORS_EXPERIMENTS],
+    output:
+        table=study_table("authors"),
+    params:
+        experiments=AUTHORS_EXPERIMENTS,
+        digest=lambda wc: plan.digest(
+            [PLAN.experiments[e].shard_digest(s) for e in AUTHORS_EXPERIMENTS
+             for s in PLAN.experiments[e].shards]
+            + [PLAN.threshold.lo, PLAN.threshold.hi, PLAN.threshold.rtol,
+               str(PLAN.threshold.settings)]
+        )[:16],
+    conda:
+        ENV
+    log:
+        f"{RESULTS}/logs/aggregate/authors.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/authors/authors.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=2000,
+    script:
+        "../../scripts/authors.py"
