@@ -192,6 +192,12 @@ class Experiment:
         settings = Settings(exp["time"], exp["max_iter"], exp["gtol"], exp["log_points"], base_seed)
         return cls(name, exp["dataset"], settings, tuple(runs), _shards(runs, exp["shard_seeds"]))
 
+    def runtime_minutes(self, shard: str, flops_per_second: float = 2e9) -> int:
+        """A generous estimate of a shard's wall time for a cluster scheduler: every run for
+        ``max_iter`` iterations at ``2 d^3 (3N - 1)`` flops each (``d`` the hidden width)."""
+        flops = sum(2.0 * r.hidden**3 * (3 * r.depth - 1) for r in self.shards[shard])
+        return 10 + math.ceil(self.settings.max_iter * flops / flops_per_second / 60)
+
     def shard_digest(self, shard: str) -> str:
         """Short hash of a shard's runs and settings: what its job's rerun depends on."""
         return digest([[r.run_id for r in self.shards[shard]], asdict(self.settings)])[:16]

@@ -18,7 +18,7 @@ rule train_shard:
         experiment="|".join(map(re.escape, PLAN.experiments)),
     threads: 1
     resources:
-        runtime=lambda wc: 10 + len(PLAN.experiments[wc.experiment].shards[wc.shard]) // 4,
+        runtime=lambda wc: PLAN.experiments[wc.experiment].runtime_minutes(wc.shard),
         mem_mb=2000,
     script:
         "../../scripts/train_shard.py"
