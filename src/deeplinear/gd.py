@@ -228,6 +228,7 @@ class _Batch:
         d_x, d_y = widths[0], widths[-1]
         self.sizes = [widths[j + 1] * widths[j] for j in range(N)]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.equal_sizes = len(set(self.sizes)) == 1
         self.Wflat = np.empty((B, self.offsets[-1]))
         self.Gflat = np.empty_like(self.Wflat)
         for j in range(N):
@@ -323,6 +324,9 @@ class _Batch:
 
     def step_norms(self) -> np.ndarray:
         """``||eta G_j||_F^2`` per active run and layer, shape ``(b, N)``."""
+        if self.equal_sizes:  # one reduction over a (b, N, size) view
+            G = self.Gflat[: self.b].reshape(self.b, self.N, self.sizes[0])
+            return np.vecdot(G, G)
         return np.stack([np.vecdot(g, g) for g in self.Gl], axis=1)
 
     def update(self) -> None:
@@ -642,9 +646,12 @@ def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N:
     and trigger levels. A running bound asks for a new exact value once it exceeds the last
     exact value by a relative :data:`TRACK_RTOL` (for drift: the largest exact drift of the
     run so far, or the rounding floor), or once it could cross the run's bound."""
+    # The bound before this anchor never exceeded its trigger and only grew since the last
+    # anchor: min(bound now, trigger) bounds every iterate of that stretch.
+    ub = np.minimum(runs.anchor[r, c] + runs.inc[r, c], runs.trigger[r, c])
+    runs.peak[r, c] = np.maximum(runs.peak[r, c], np.maximum(ub, v))
     runs.anchor[r, c] = v
     runs.inc[r, c] = 0.0
-    runs.peak[r, c] = np.maximum(runs.peak[r, c], v)
     is_norm = c < N
     bound = np.where(is_norm, runs.norm_bound[r], runs.drift_bound[r])
     trig = (1.0 + TRACK_RTOL) * v
@@ -707,8 +714,6 @@ def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
             over[hit] |= fail[hit]
         runs.norm_failures[hit] += np.any(over[hit, :N], axis=1)
         runs.drift_failures[hit] += np.any(over[hit, N:], axis=1)
-        ub[rows, cols] = vals
-    np.maximum(runs.peak, ub, out=runs.peak)
 
 
 def _advance(runs: _Runs, s: np.ndarray, N: int) -> None:
@@ -730,7 +735,7 @@ def _finish(out: _Outcome, runs: _Runs, batch: _Batch, done, status, k, L, eps, 
     out.decrease_failures[fin] = runs.decrease_failures[done]
     out.drift_failures[fin] = runs.drift_failures[done]
     out.norm_failures[fin] = runs.norm_failures[done]
-    peak = runs.peak[done]
+    peak = np.maximum(runs.peak[done], runs.anchor[done] + runs.inc[done])
     out.max_weight_norm[fin] = peak[:, :N].max(axis=1)
     out.max_balance_drift[fin] = peak[:, N:].max(axis=1) if N > 1 else 0.0
 
