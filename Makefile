@@ -16,7 +16,7 @@ help:
 	@echo "make test        set up .venv, lint with ruff, run the test suite"
 	@echo "make smoke       run the whole pipeline on the tiny smoke config"
 	@echo "make figure FIG=fig1_stepsize   regenerate one figure and only what it needs"
-	@echo "make bench       run the engine benchmark"
+	@echo "make bench       run the engine benchmark (BENCH_ARGS=--profile for a breakdown)"
 	@echo "make archive     build the deterministic archive in dist/"
 	@echo "make verify-archive ARCHIVE=dist/....tar.gz   check every hash of an archive"
 
@@ -47,7 +47,7 @@ figure: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) figures/$(FIG).pdf figures/$(FIG).png
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_gd.py
+	$(BIN)/python benchmarks/bench_gd.py $(BENCH_ARGS)
 
 archive: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) archive

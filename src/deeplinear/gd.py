@@ -545,6 +545,7 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
     grid, next_log = settings.grid, 0
     logs: list[dict[str, np.ndarray]] = []
 
+    budget_min = runs.budget.min()
     k = 0
     while batch.b > 0:
         eta_k = step_sizes(runs.eta0, runs.alpha, runs.tau, k) if decreasing else runs.eta0
@@ -556,11 +557,14 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
         else:
             _check_decrease(runs, batch, prob, eps, dim)
         _check_bounds(runs, batch, k, dim)
-        bad = ~np.isfinite(eps + g2) | (L > runs.div_limit)  # eps, g2 >= 0: no inf - inf
-        conv = np.zeros_like(bad)
+        # Divergence: a non-finite value (NaN compares False) or L above the limit.
+        bad = ~((L <= runs.div_limit) & (g2 < np.inf))
+        done = bad
         if settings.gtol > 0:
-            conv = ~bad & ((g2 <= runs.conv_g2) | (eps <= runs.conv_eps))
-        done = bad | conv | (runs.budget <= k)
+            conv = (g2 <= runs.conv_g2) | (eps <= runs.conv_eps)
+            done = done | conv
+        if k >= budget_min:
+            done = done | (runs.budget <= k)
         on_grid = next_log < grid.size and grid[next_log] == k
         if on_grid or done.any():
             rows = np.ones(batch.b, bool) if on_grid else done
@@ -570,7 +574,8 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
                 if settings.progress is not None:
                     settings.progress(k, batch.b)
         if done.any():
-            status = np.where(bad, DIVERGED, np.where(conv, CONVERGED, BUDGET))
+            converged = conv if settings.gtol > 0 else np.zeros_like(bad)
+            status = np.where(bad, DIVERGED, np.where(converged, CONVERGED, BUDGET))
             _finish(out, runs, batch, done, status, k, L, eps, g2, N)
             keep = ~done
             batch.compact(keep)
@@ -578,6 +583,7 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
             eps, g2, s, eta_k = eps[keep], g2[keep], s[keep], eta_k[keep]
             if batch.b == 0:
                 break
+            budget_min = runs.budget.min()
         batch.update()
         _advance(runs, s, N)
         runs.eps_prev, runs.g2_prev, runs.eta_prev = eps, g2, eta_k
@@ -740,22 +746,35 @@ def _finish(out: _Outcome, runs: _Runs, batch: _Batch, done, status, k, L, eps, 
     out.max_balance_drift[fin] = peak[:, N:].max(axis=1) if N > 1 else 0.0
 
 
+def _gram_singular_values(A: np.ndarray) -> np.ndarray:
+    """Singular values of each matrix in ``(n, p, q)``, descending, from ``eigvalsh`` of the
+    Gram matrix of the smaller side (about half the cost of an SVD; absolute error about
+    ``u sigma_1^2`` in ``sigma_i^2``)."""
+    At = _t(A)
+    gram = A @ At if A.shape[-2] <= A.shape[-1] else At @ A
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(gram), 0.0))[..., ::-1]
+
+
 def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[str, np.ndarray]:
     """Trajectory metrics of the active rows ``rows`` at iteration ``k`` (theory.md 12).
 
     Layer norms and drift come from the trackers (nothing is recomputed); ``||P||_2`` and
-    the rank from an anchored SVD, recomputed only for the runs where a perturbation bound
-    (Weyl: ``|sigma_i(A + F) - sigma_i(A)| <= ||F||_F``) cannot certify the value.
+    the singular values of ``P R`` from anchors, recomputed only for the runs where a
+    perturbation bound (Weyl: ``|sigma_i(A + F) - sigma_i(A)| <= ||F||_F``) cannot certify
+    the rank, or where ``||P - P_anchor||_F`` exceeds :data:`TRACK_RTOL` ``||P_anchor||_2``.
     """
     N = batch.N
-    n = int(rows.sum())
-    idx = np.flatnonzero(rows)
+    if rows.all():  # views, no copies
+        idx, n = slice(None), batch.b
+    else:
+        idx = np.flatnonzero(rows)
+        n = idx.size
     P, Z = batch.Pv[idx], batch.Zv[idx]
-    finite = np.isfinite(eps[idx]) & np.all(np.isfinite(P.reshape(n, -1)), axis=1)
+    finite = np.isfinite(eps[idx]) & np.all(np.isfinite(Z.reshape(n, -1)), axis=1)
     thr = settings.rank_threshold
     dz, dp = np.zeros(n), np.zeros(n)
-    if runs.Za is None:  # the first log, k = 0: every active run gets its anchor
-        need = np.ones(n, bool)
+    if runs.Za is None:  # the first log, k = 0: every active run gets its anchors
+        need_rank = need_norm = np.ones(n, bool)
         runs.Za, runs.Pa = np.zeros_like(batch.Zv), np.zeros_like(batch.Pv)
         runs.sa = np.zeros((batch.b, min(prob.d_x, prob.d_y)))
         runs.pa = np.zeros(batch.b)
@@ -764,15 +783,21 @@ def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[s
         dP = (P - runs.Pa[idx]).reshape(n, -1)
         dz, dp = np.sqrt(np.vecdot(dZ, dZ)), np.sqrt(np.vecdot(dP, dP))
         sa = runs.sa[idx]
-        slack = 8.0 * max(batch.widths) * _UNIT_ROUNDOFF * sa[:, 0]
-        need = (np.min(np.abs(sa - thr), axis=1) <= dz + slack) | (dp > TRACK_RTOL * runs.pa[idx])
-    need &= finite
-    if need.any():
-        r = idx[need]
-        runs.Za[r], runs.Pa[r] = batch.Zv[r], batch.Pv[r]
-        runs.sa[r] = metrics.singular_values(batch.Pv[r] @ prob.R)
-        runs.pa[r] = metrics.spectral_norm(batch.Pv[r])
-        dz[need], dp[need] = 0.0, 0.0
+        err = 8.0 * max(batch.widths) * _UNIT_ROUNDOFF * sa[:, 0] * (1.0 + sa[:, 0] / thr)
+        need_rank = np.min(np.abs(sa - thr), axis=1) <= dz + err
+        need_norm = dp > TRACK_RTOL * runs.pa[idx]
+    pos = np.arange(batch.b)[idx]
+    for need, update in ((need_rank & finite, "rank"), (need_norm & finite, "norm")):
+        if need.any():
+            r = pos[need]
+            if update == "rank":
+                runs.Za[r] = batch.Zv[r]
+                runs.sa[r] = _gram_singular_values(batch.Pv[r] @ prob.R)
+                dz[need] = 0.0
+            else:
+                runs.Pa[r] = batch.Pv[r]
+                runs.pa[r] = metrics.spectral_norm(batch.Pv[r])
+                dp[need] = 0.0
     rank = np.where(finite, np.sum(runs.sa[idx] > thr, axis=1), -1)
     pnorm = np.where(finite, runs.pa[idx] + dp, np.nan)
     ub = (runs.anchor + runs.inc)[idx]
