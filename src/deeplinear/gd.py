@@ -705,6 +705,9 @@ def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
         runs.norm_failures += sure & np.any(fail[:, :N], axis=1)
         runs.drift_failures += sure & np.any(fail[:, N:], axis=1)
     if need.any():
+        # Refresh with them every quantity at least half-way to its own trigger: one
+        # batched recomputation now instead of many single-quantity ones soon after.
+        need |= runs.inc > 0.5 * (runs.trigger - runs.anchor)
         rows, cols = np.nonzero(need)
         vals = np.empty(rows.size)
         for c in np.unique(cols):  # norms first: drift allowances use the new norms
