@@ -56,6 +56,10 @@ _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 #: value by this factor (theory.md 12).
 TRACK_RTOL = 0.25
 
+#: When one tracked quantity needs an exact value, every quantity whose running bound has
+#: used this fraction of the room to its own trigger is refreshed in the same batch.
+COALESCE = 0.5
+
 
 @dataclass
 class RunResult:
@@ -705,9 +709,9 @@ def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
         runs.norm_failures += sure & np.any(fail[:, :N], axis=1)
         runs.drift_failures += sure & np.any(fail[:, N:], axis=1)
     if need.any():
-        # Refresh with them every quantity at least half-way to its own trigger: one
+        # Refresh with them every quantity close to its own trigger (COALESCE): one
         # batched recomputation now instead of many single-quantity ones soon after.
-        need |= runs.inc > 0.5 * (runs.trigger - runs.anchor)
+        need |= runs.inc > COALESCE * (runs.trigger - runs.anchor)
         rows, cols = np.nonzero(need)
         vals = np.empty(rows.size)
         for c in np.unique(cols):  # norms first: drift allowances use the new norms
