@@ -103,7 +103,7 @@ def test_running_maxima_bound_the_exact_maxima_tightly(multiple):
         assert drift * (1 - 1e-9) - 1e-13 * w2 <= res.max_balance_drift[b]
         assert res.max_balance_drift[b] <= (1 + gd.TRACK_RTOL) * drift * (1 + 1e-12) + 1e-12 * w2
         assert (
-            norm * (1 - 1e-9) <= res.max_weight_norm[b] <= (1 + gd.TRACK_RTOL) * norm * (1 + 1e-12)
+            norm * (1 - 1e-9) <= res.max_weight_norm[b] <= (1 + gd.NORM_RTOL) * norm * (1 + 1e-12)
         )
 
 

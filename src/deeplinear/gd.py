@@ -51,10 +51,13 @@ TRAJECTORY_COLUMNS = [
 
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 
-#: Relative precision of the running maxima of layer norms, balance drift and ``||P||_2``:
-#: a running upper bound is replaced by an exact value once it exceeds the last exact
-#: value by this factor (theory.md 12).
+#: Relative precision of the running maxima of the balance drift and of ``||P||_2``: a
+#: running upper bound is replaced by an exact value once it exceeds the last exact value
+#: by this factor (theory.md 12).
 TRACK_RTOL = 0.25
+
+#: The same for the layer norms (their maximum is compared with ``K``, often within 15%).
+NORM_RTOL = 0.1
 
 #: When one tracked quantity needs an exact value, every quantity whose running bound has
 #: used this fraction of the room to its own trigger is refreshed in the same batch.
@@ -79,8 +82,9 @@ class RunResult:
       ``norm_bound`` beyond :func:`norm_allowance` (0 when no bound was given);
     - ``max_balance_drift``, ``max_weight_norm``: the maxima of those two quantities over
       all iterates ``0..iterations`` (spectral norms). Each is an upper bound of the exact
-      maximum that exceeds it by at most a relative :data:`TRACK_RTOL`, or, for drift at
-      rounding level, by at most the rounding allowance; near a given bound it is exact.
+      maximum that exceeds it by at most a relative :data:`TRACK_RTOL` (drift; or by the
+      rounding allowance at rounding level) or :data:`NORM_RTOL` (norms); it never exceeds
+      a given bound unless the exact value does.
 
     ``rank_threshold`` is the absolute threshold on the singular values of ``P R``
     (theory.md 7); ``trajectory`` one row per logged iterate with :data:`TRAJECTORY_COLUMNS`.
@@ -664,7 +668,7 @@ def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N:
     runs.inc[r, c] = 0.0
     is_norm = c < N
     bound = np.where(is_norm, runs.norm_bound[r], runs.drift_bound[r])
-    trig = (1.0 + TRACK_RTOL) * v
+    trig = (1.0 + np.where(is_norm, NORM_RTOL, TRACK_RTOL)) * v
     limit = bound + norm_allowance(bound, dim, k)
     if N > 1 and not is_norm.all():
         dr = ~is_norm
