@@ -387,6 +387,7 @@ class _Runs:
     limit: np.ndarray | None = None
     peak: np.ndarray | None = None
     drift_exact: np.ndarray | None = None
+    norm_exact: np.ndarray | None = None
     Za: np.ndarray | None = None
     Pa: np.ndarray | None = None
     sa: np.ndarray | None = None
@@ -638,6 +639,7 @@ def _start(runs: _Runs, batch: _Batch, prob, settings: _Settings, out, L, eps, g
     runs.limit = np.zeros_like(runs.anchor)
     runs.peak = runs.anchor.copy()
     runs.drift_exact = np.zeros(b)
+    runs.norm_exact = np.zeros(b)
     r, c = np.nonzero(np.ones_like(runs.anchor, dtype=bool))
     _anchor(runs, r, c, runs.anchor[r, c], 0, N, max(batch.widths))
 
@@ -668,7 +670,12 @@ def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N:
     runs.inc[r, c] = 0.0
     is_norm = c < N
     bound = np.where(is_norm, runs.norm_bound[r], runs.drift_bound[r])
-    trig = (1.0 + np.where(is_norm, NORM_RTOL, TRACK_RTOL)) * v
+    # Norms: a layer below the largest exact layer norm of its run cannot raise the run's
+    # maximum, so its bound may grow up to that level before it needs an exact value.
+    np.maximum.at(runs.norm_exact, r[is_norm], v[is_norm])
+    trig = (1.0 + np.where(is_norm, NORM_RTOL, TRACK_RTOL)) * np.maximum(
+        v, np.where(is_norm, runs.norm_exact[r], 0.0)
+    )
     limit = bound + norm_allowance(bound, dim, k)
     if N > 1 and not is_norm.all():
         dr = ~is_norm
