@@ -27,7 +27,7 @@ help:
 	@echo "make readme      copy the claims table of results/ into README.md (after reproduce)"
 	@echo "make smoke       run the whole pipeline on the tiny smoke config (into results/smoke)"
 	@echo "make figure FIG=fig1_stepsize   regenerate one figure and only what it needs"
-	@echo "make bench       run the engine benchmark"
+	@echo "make bench       run the engine benchmark (BENCH_ARGS=--profile for a breakdown)"
 	@echo "make archive     build the deterministic archive in dist/"
 	@echo "make verify-archive ARCHIVE=dist/....tar.gz   check every hash of an archive"
 
@@ -65,7 +65,7 @@ figure: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) figures/$(FIG).pdf figures/$(FIG).png $(CONFIG_ARG)
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_gd.py
+	$(BIN)/python benchmarks/bench_gd.py $(BENCH_ARGS)
 
 # --- report, archive, deposit (README "Archive and cite") ------------------------------------
 .PHONY: report deposit

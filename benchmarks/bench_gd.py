@@ -8,9 +8,14 @@ For each (depth N, width d, batch B) it prints, measured in one run on this mach
 - the engine's achieved GFLOP/s (flops it must do: prefix products, two products with the
   Cholesky factor, backward pass) and its fraction of this machine's single-thread fp64
   GEMM rate on large matrices, measured in the same run;
-- the rate of a bare batched ``np.matmul`` at the same width and batch, for reference.
+- the rate of a bare batched ``np.matmul`` at the same width and batch, for reference;
+- the cost of logging every iterate against logging none (``log_points`` = iterations);
+- a scaling table: time per run-iteration against width at depth 5 and against depth at
+  width 20 (batch 16), with fitted log-log slopes next to those of the flop count.
 
+``--profile`` adds a per-operation breakdown of one engine iteration at the four cases.
 Everything runs with one BLAS thread: ratios, not absolute times, are what to compare.
+See benchmarks/README.md for recorded results.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from deeplinear import data, gd, init, model
 
 CASES = [(3, 10, 64), (5, 20, 64), (5, 64, 16), (10, 20, 64)]
 M = 200
+SCALING_BATCH = 16
+LONG = 6  # the "long run" column: one run this many times as long as the calibrated one
+SCALING_WIDTHS = (10, 20, 40, 70, 128)  # at depth 5
+SCALING_DEPTHS = (2, 3, 4, 6, 8, 12, 16, 20)  # at width 20
 
 
 def gemm_rate(n: int = 2000, repeats: int = 3) -> float:
@@ -67,44 +76,133 @@ def naive_loop(W: list[np.ndarray], X: np.ndarray, Y: np.ndarray, eta: float, it
     return W
 
 
-def measure(N: int, d: int, B: int, seconds: float) -> dict[str, float]:
+def setup(N: int, d: int, B: int):
+    """Data, problem, ``B`` Gaussian starts and a small step (no run diverges)."""
     ds = data.synthetic(d, d, M, rank=d // 2, noise=0.1, seed=1)
     prob = model.precompute(ds.X, ds.Y)
     runs = [init.gaussian([d] * (N + 1), 1.0, seed) for seed in range(B)]
-    W0 = init.stack(runs)
-    eta = 0.1 / (prob.lam_max * N)  # small: no run diverges during the timing
+    return ds, prob, runs, init.stack(runs), 0.1 / (prob.lam_max * N)
 
-    # Calibrate the iteration count so each side runs for about `seconds`.
+
+def engine_time(
+    N: int, d: int, B: int, seconds: float, log_every: bool = False, long: int = 1
+) -> float:
+    """Best of two seconds-long engine calls, per run-iteration (s); ``log_every`` logs
+    every iterate; ``long > 1``: one call ``long`` times as long instead (start-up costs
+    such as the first exact norms of the guarantee trackers weigh less)."""
+    ds, prob, _, W0, eta = setup(N, d, B)
+
     def engine(iters: int) -> float:
+        points = iters + 1 if log_every else 2
         t = time.perf_counter()
-        gd.run(ds.X, ds.Y, W0, eta, iters, gtol=0, problem=prob, log_points=2)
+        gd.run(ds.X, ds.Y, W0, eta, iters, gtol=0, problem=prob, log_points=points)
         return time.perf_counter() - t
 
     iters = max(20, int(seconds / max(engine(20) / 20, 1e-9)))
-    t_engine = min(engine(iters) for _ in range(2)) / (iters * B)
-    naive_iters = max(20, iters // 10)
+    if long > 1:
+        return engine(long * iters) / (long * iters * B)
+    return min(engine(iters) for _ in range(2)) / (iters * B)
 
-    def naive() -> float:
+
+def measure(N: int, d: int, B: int, seconds: float) -> dict[str, float]:
+    ds, _, runs, _, eta = setup(N, d, B)
+    t_engine = engine_time(N, d, B, seconds)
+
+    def naive(iters: int) -> float:
         t = time.perf_counter()
-        naive_loop(runs[0], ds.X, ds.Y, eta, naive_iters)
-        return (time.perf_counter() - t) / naive_iters
+        naive_loop(runs[0], ds.X, ds.Y, eta, iters)
+        return (time.perf_counter() - t) / iters
 
-    t_naive = min(naive() for _ in range(3))  # best of three, like the engine's best of two
+    naive_iters = max(20, int(seconds / 6 / max(naive(5), 1e-9)))
+
+    t_naive = min(
+        naive(naive_iters) for _ in range(3)
+    )  # best of three, like the engine's best of two
     return {
         "matmul_gflops": batched_matmul_rate(d, B),
+        "long_us": engine_time(N, d, B, seconds, long=LONG) * 1e6,
         "engine_us": t_engine * 1e6,
         "naive_us": t_naive * 1e6,
         "gflops": engine_flops(N, d) / t_engine / 1e9,
     }
 
 
+def best_time(fn, repeats: int) -> float:
+    """Best of five means over ``repeats`` calls of ``fn`` (s)."""
+    best = np.inf
+    for _ in range(5):
+        t = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        best = min(best, (time.perf_counter() - t) / repeats)
+    return best
+
+
+def profile(N: int, d: int, B: int, seconds: float) -> list[tuple[str, float]]:
+    """Per-operation time (us) of one engine iteration on a batch of ``B`` runs.
+
+    The engine's step is four batch operations (``gd._Batch``: prefix products, residual
+    with the two products by ``R``, backward pass, step norms) and the update; each is
+    timed alone on the same arrays. "checks and bookkeeping" is the rest of a full
+    iteration of :func:`gd.run`: the stopping tests, the sufficient-decrease test, the
+    guarantee trackers and their exact recomputations, compaction and Python overhead.
+    """
+    _, prob, _, W0, eta = setup(N, d, B)
+    batch = gd._Batch([d] * (N + 1), W0)
+    etas = np.full(B, eta)
+    batch.step_direction(prob, etas)
+    repeats = max(10, int(0.05 / max(best_time(lambda: batch.step_direction(prob, etas), 3), 1e-9)))
+    ops = [
+        ("prefix products (N-1 bmm)", batch.forward),
+        ("residual: P - P*, 2 products with R, eta", lambda: batch.residual(prob, etas)),
+        ("backward (2(N-1) bmm)", batch.backward),
+        ("step norms ||eta G_j||_F^2", batch.step_norms),
+        ("update W -= eta G", batch.update),
+    ]
+    rows = [(name, best_time(fn, repeats) * 1e6) for name, fn in ops]
+    total = engine_time(N, d, B, seconds) * B * 1e6
+    rows.append(("checks and bookkeeping (rest)", total - sum(t for _, t in rows)))
+    rows.append(("iteration", total))
+    return rows
+
+
+def slope(x, y) -> float:
+    """Least-squares slope of ``log y`` against ``log x``."""
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def scaling(seconds: float) -> tuple[list, list]:
+    """Time per run-iteration (us) against width (depth 5) and depth (width 20)."""
+    B = SCALING_BATCH
+    by_width = [(d, engine_time(5, d, B, seconds) * 1e6) for d in SCALING_WIDTHS]
+    by_depth = [(N, engine_time(N, 20, B, seconds) * 1e6) for N in SCALING_DEPTHS]
+    return by_width, by_depth
+
+
+def print_profile(rows_by_case) -> None:
+    for (N, d, B), rows in rows_by_case:
+        total = rows[-1][1]
+        print(f"\nprofile (N, width, batch) = ({N}, {d}, {B}): one iteration of the batch")
+        for name, t in rows:
+            print(f"  {name:<42} {t:9.1f} us {100 * t / total:6.1f}%")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=1.5, help="time per measurement")
+    parser.add_argument(
+        "--profile", action="store_true", help="per-operation breakdown of one iteration"
+    )
     args = parser.parse_args()
-    with threadpool_limits(limits=1, user_api="blas"):
+    with threadpool_limits(limits=1, user_api="blas"), np.errstate(all="ignore"):
         peak = gemm_rate()
         rows = [(case, measure(*case, args.seconds)) for case in CASES]
+        unlogged = engine_time(5, 20, 64, args.seconds / 2)
+        logged = engine_time(5, 20, 64, args.seconds / 2, log_every=True)
+        by_width, by_depth = scaling(args.seconds / 4)
+        profiles = (
+            [(case, profile(*case, args.seconds / 2)) for case in CASES] if args.profile else []
+        )
     print(f"single-thread fp64 GEMM (2000^3): {peak:.1f} GFLOP/s\n")
     head = f"{'N':>3} {'width':>5} {'batch':>5} | {'engine us':>9} {'naive us':>9} {'speed-up':>8}"
     tail = f" | {'GFLOP/s':>7} {'of GEMM':>7} | {'bmm GF/s':>8} {'of GEMM':>7}"
@@ -118,6 +216,34 @@ def main() -> None:
             f"{100 * r['matmul_gflops'] / peak:>6.0f}%"
         )
     print("\nbmm: one np.matmul on (batch, width, width) stacks, the ceiling of a batched engine")
+    print(f"long runs ({LONG}x as many iterations, one call), us per run-iteration:")
+    for (N, d, B), r in rows:
+        print(
+            f"{N:>3} {d:>5} {B:>5} | {r['long_us']:>9.2f} us  "
+            f"naive {r['naive_us'] / r['long_us']:.1f}x  "
+            f"{100 * engine_flops(N, d) / r['long_us'] / 1e3 / peak:.0f}% of GEMM"
+        )
+    print(
+        f"\nlogging every iterate at (5, 20, 64): {logged * 1e6:.2f} us/run-iter against "
+        f"{unlogged * 1e6:.2f} unlogged: a logged iteration costs {logged / unlogged:.2f}x"
+    )
+    print(f"\nscaling, batch {SCALING_BATCH} (us per run-iteration):")
+    print(f"  {'width':>5} (depth 5) {'us':>9} | {'depth':>5} (width 20) {'us':>9}")
+    for i in range(max(len(by_width), len(by_depth))):
+        left = (
+            f"{by_width[i][0]:>5} {'':9} {by_width[i][1]:>9.2f}" if i < len(by_width) else " " * 25
+        )
+        right = f"{by_depth[i][0]:>5} {'':10} {by_depth[i][1]:>9.2f}" if i < len(by_depth) else ""
+        print(f"  {left} | {right}")
+    w, tw = zip(*by_width, strict=True)
+    n, tn = zip(*by_depth, strict=True)
+    fw = [engine_flops(5, d) for d in w]
+    fn = [engine_flops(N, 20) for N in n]
+    print(
+        f"  fitted exponent: width {slope(w, tw):.2f} (flops {slope(w, fw):.2f}), "
+        f"depth {slope(n, tn):.2f} (flops {slope(n, fn):.2f})"
+    )
+    print_profile(profiles)
 
 
 if __name__ == "__main__":

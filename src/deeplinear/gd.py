@@ -1,4 +1,4 @@
-"""The batched gradient-descent engine (pipeline.md, "The library"; theory.md 2, 3, 11, 12).
+"""The batched gradient-descent engine (pipeline.md, "The library"; theory.md 2-4, 6, 7, 11, 12).
 
 :func:`run` advances ``B`` runs that share depth and widths at once, on stacked arrays
 ``(B, d_j, d_{j-1})``: different seeds, inits, step sizes and schedules in one batch.
@@ -6,15 +6,24 @@
 Cost per iteration and run: one forward pass of prefix products, two products with the
 Cholesky factor ``R`` of ``C = X X^T`` (done as one large GEMM for the whole batch), one
 backward pass; nothing depends on the number of samples ``m``. All work arrays are
-allocated once and written with ``out=``; the weights and gradients of all layers live in
-one flat row per run, so the update and the norms are single vectorized operations.
-Runs that converge, diverge or exhaust their budget leave the batch (compaction).
+allocated once and written with ``out=``. Every batched product is laid out so that BLAS
+sees plain or first-operand-transposed matrices (``A @ B^T`` with a transposed second
+operand runs at half speed in OpenBLAS for small matrices, ``benchmarks/README.md``): the
+backward pass carries ``V_j = E^T W_{N:j+1}`` instead of its transpose. The weights and
+gradients of all layers live in one flat row per run, so the update is one vectorized
+operation. Runs that converge, diverge or exhaust their budget leave the batch
+(compaction of one state object, :class:`_Runs`, and of the weight rows).
+
+The three guarantees of theory.md 6 are checked at every iteration (theory.md 12,
+"Guarantees checked at every iteration"): sufficient decrease directly, the balance drift
+and the layer norms by running upper bounds that are anchored at exact values and
+recomputed exactly only when the bound could matter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pandas as pd
@@ -42,6 +51,18 @@ TRAJECTORY_COLUMNS = [
 
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 
+#: Relative precision of the running maxima of the balance drift and of ``||P||_2``: a
+#: running upper bound is replaced by an exact value once it exceeds the last exact value
+#: by this factor (theory.md 12).
+TRACK_RTOL = 0.25
+
+#: The same for the layer norms (their maximum is compared with ``K``, often within 15%).
+NORM_RTOL = 0.1
+
+#: When one tracked quantity needs an exact value, every quantity whose running bound has
+#: used this fraction of the room to its own trigger is refreshed in the same batch.
+COALESCE = 0.5
+
 
 @dataclass
 class RunResult:
@@ -49,10 +70,24 @@ class RunResult:
 
     ``status`` (one of :data:`STATUSES`) and ``iterations`` (GD steps taken);
     ``weights`` the final layer stacks; ``loss``, ``excess_loss``, ``grad_norm`` at the
-    final iterate; ``initial_loss``, ``initial_grad_norm`` at ``k = 0``;
-    ``decrease_failures`` the number of steps that broke the sufficient-decrease inequality
-    ``L(k+1) <= L(k) - eta_k/2 ||grad L(k)||^2`` beyond rounding (theory.md 6, guarantee 1);
-    ``trajectory`` one row per logged iterate with :data:`TRAJECTORY_COLUMNS`.
+    final iterate; ``initial_loss``, ``initial_grad_norm`` at ``k = 0``.
+
+    Guarantees of theory.md 6, checked at every iteration ``k <= iterations`` (theory.md 12):
+
+    - ``decrease_failures``: steps that broke ``L(k+1) <= L(k) - eta_k/2 ||grad L(k)||^2``
+      beyond the rounding allowance :func:`decrease_tolerance`;
+    - ``drift_failures``: iterates with ``max_j ||D_j(k) - D_j(0)||_2`` above the run's
+      ``drift_bound`` beyond :func:`drift_allowance` (0 when no bound was given);
+    - ``norm_failures``: iterates with ``max_j ||W_j(k)||_2`` above the run's
+      ``norm_bound`` beyond :func:`norm_allowance` (0 when no bound was given);
+    - ``max_balance_drift``, ``max_weight_norm``: the maxima of those two quantities over
+      all iterates ``0..iterations`` (spectral norms). Each is an upper bound of the exact
+      maximum that exceeds it by at most a relative :data:`TRACK_RTOL` (drift; or by the
+      rounding allowance at rounding level) or :data:`NORM_RTOL` (norms); it never exceeds
+      a given bound unless the exact value does.
+
+    ``rank_threshold`` is the absolute threshold on the singular values of ``P R``
+    (theory.md 7); ``trajectory`` one row per logged iterate with :data:`TRAJECTORY_COLUMNS`.
     """
 
     status: np.ndarray
@@ -64,6 +99,10 @@ class RunResult:
     initial_loss: np.ndarray
     initial_grad_norm: np.ndarray
     decrease_failures: np.ndarray
+    drift_failures: np.ndarray
+    norm_failures: np.ndarray
+    max_balance_drift: np.ndarray
+    max_weight_norm: np.ndarray
     rank_threshold: float
     trajectory: pd.DataFrame
 
@@ -98,12 +137,14 @@ def flow_time(eta0: float, alpha: float, tau: float, k) -> np.ndarray:
 def decrease_tolerance(
     eps, g2, lam_max: float, layer_norms2: np.ndarray, depth: int, dim: int
 ) -> np.ndarray:
-    """Rounding allowance for the sufficient-decrease test ``eps(k+1) <= eps(k) - eta/2 g2``.
+    """Rounding allowance for the sufficient-decrease test ``eps(k+1) <= eps(k) - eta/2 g2``
+    (theory.md 6, "Rounding allowances").
 
-    ``layer_norms2`` holds ``||W_j||_F^2`` (last axis over layers). The computed product has
-    an error of about ``dP = c (N + d) u prod_j ||W_j||_F``, which moves ``eps`` by
+    ``layer_norms2`` holds ``||W_j||_2^2`` (spectral norms, last axis over layers; an upper
+    bound such as ``||W_j||_F^2`` gives a valid but looser allowance). The computed product
+    has an error of about ``dP = c (N + d) u prod_j ||W_j||_2``, which moves ``eps`` by
     ``sqrt(2 eps lam_max) dP + lam_max dP^2``; rounding the update itself moves the loss by
-    about ``u ||grad|| ||W||_F``. A few ulps times these scales.
+    about ``u ||grad|| ||W||``. A few ulps times these scales.
     """
     gamma = 8.0 * (depth + dim) * _UNIT_ROUNDOFF
     norms2 = np.asarray(layer_norms2)
@@ -112,6 +153,30 @@ def decrease_tolerance(
     return (
         gamma * eps + np.sqrt(2.0 * eps * lam_max) * dP + lam_max * dP**2 + gamma * np.sqrt(g2) * w
     )
+
+
+def _rounding_scale(dim: int, k) -> np.ndarray:
+    """``16 u (d + sqrt(k + 1))``: rounding of one product of width ``d`` plus the random-walk
+    accumulation of the rounding of ``k`` updates (theory.md 12)."""
+    return 16.0 * _UNIT_ROUNDOFF * (dim + np.sqrt(np.asarray(k, dtype=np.float64) + 1.0))
+
+
+def drift_allowance(norms: np.ndarray, norms0: np.ndarray, dim: int, k) -> np.ndarray:
+    """Rounding allowance of ``||D_j(k) - D_j(0)||_2`` per layer pair, shape ``(..., N-1)``.
+
+    ``norms``, ``norms0``: ``||W_j||_2`` at iterate ``k`` and at ``0`` (``(..., N)``).
+    Allowance ``16 u (d + sqrt(k+1)) (s_j + s_{j+1} + s_j(0) + s_{j+1}(0))`` with
+    ``s_j = ||W_j||_2^2``: the rounding of the two Gram products of each ``D_j`` and the
+    accumulated rounding of the updates (theory.md 12). It does not depend on the step, so
+    a run with a tiny certified step is not failed by rounding of ``D_j`` itself.
+    """
+    s = np.asarray(norms) ** 2 + np.asarray(norms0) ** 2
+    return _rounding_scale(dim, k)[..., None] * (s[..., 1:] + s[..., :-1])
+
+
+def norm_allowance(bound, dim: int, k) -> np.ndarray:
+    """Rounding allowance of ``max_j ||W_j(k)||_2 <= bound``: ``16 u (d + sqrt(k+1)) bound``."""
+    return _rounding_scale(dim, k) * np.asarray(bound)
 
 
 def _as_batch_array(value, B: int, name: str, dtype=np.float64) -> np.ndarray:
@@ -141,8 +206,28 @@ def _schedule_params(schedule, tau, alpha, B: int) -> tuple[np.ndarray, np.ndarr
     return np.where(decreasing, alpha, 0.0), np.where(decreasing, tau, 1.0)
 
 
+def _bound_array(value, B: int, name: str) -> np.ndarray:
+    """An optional per-run bound as ``(B,)`` (``inf`` where absent); must be ``>= 0``."""
+    if value is None:
+        return np.full(B, np.inf)
+    out = _as_batch_array(value, B, name)
+    if np.any(np.isnan(out) | (out < 0)):
+        raise InputError(f"{name} must be >= 0 (or None), got {value}")
+    return out
+
+
+def _t(A: np.ndarray) -> np.ndarray:
+    return np.swapaxes(A, -1, -2)
+
+
 class _Batch:
-    """Preallocated work arrays for up to ``B`` runs; views are rebuilt after compaction."""
+    """Preallocated work arrays for up to ``B`` runs; views are rebuilt after compaction.
+
+    Shapes (``b`` active runs): ``W[j]``, ``G[j]`` views ``(b, d_{j+1}, d_j)`` of the flat
+    rows ``Wflat``, ``Gflat``; ``pre[j] = W_{j+1:1}`` for ``j < N - 1``; ``P``, ``D = P - P*``,
+    ``Z = D R``, ``E = Z R^T`` of shape ``(b, d_y, d_x)``; ``Et = eta E^T`` and the backward
+    carries ``V[j] = eta E^T W_{N:j+2}`` of shape ``(b, d_x, d_{j+1})``.
+    """
 
     def __init__(self, widths: list[int], W0: Sequence[np.ndarray]):
         self.widths = widths
@@ -151,18 +236,19 @@ class _Batch:
         d_x, d_y = widths[0], widths[-1]
         self.sizes = [widths[j + 1] * widths[j] for j in range(N)]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.equal_sizes = len(set(self.sizes)) == 1
         self.Wflat = np.empty((B, self.offsets[-1]))
         self.Gflat = np.empty_like(self.Wflat)
         for j in range(N):
             self.Wflat[:, self.offsets[j] : self.offsets[j + 1]] = W0[j].reshape(B, -1)
-        # prefix[j] = W_{j+1:1} for j = 1..N-2 (prefix[0] is W_1 itself), the product P
         self.prefix = [None] + [np.empty((B, widths[j + 1], d_x)) for j in range(1, N - 1)]
-        self.P = np.empty((B, d_y, d_x))
-        self.D = np.empty((B, d_y, d_x))
-        self.Z = np.empty((B, d_y, d_x))
-        self.E = np.empty((B, d_y, d_x))
-        self.U = [np.empty((B, widths[j], d_x)) for j in range(N)]  # U[j]: W_{N:j+1}^T E
+        self.Pt = np.empty((B, d_x, d_y))  # P^T: the forward pass writes P transposed
+        self.D = np.empty((B, d_x, d_y))  # (P - P*)^T
+        self.Z = np.empty((B, d_x, d_y))  # Zt = R^T (P - P*)^T
+        self.Et = np.empty((B, d_x, d_y))  # eta E^T = eta R Zt
+        self.V = [np.empty((B, d_x, widths[j])) for j in range(N)]  # V[j] used for j >= 2
         self.b = B
+        self.R = self.RT = self.Pstar = None
         self.rebuild()
 
     def layer(self, flat: np.ndarray, j: int) -> np.ndarray:
@@ -173,57 +259,194 @@ class _Batch:
         b = self.b
         self.W = [self.layer(self.Wflat, j) for j in range(self.N)]
         self.G = [self.layer(self.Gflat, j) for j in range(self.N)]
+        o = self.offsets
+        self.Gl = [self.Gflat[:b, o[j] : o[j + 1]] for j in range(self.N)]
         self.pre = [self.W[0]] + [p[:b] for p in self.prefix[1:]]
-        self.Pv = self.P[:b] if self.N > 1 else self.W[0]
-        self.Uv = [u[:b] for u in self.U]
+        # P as a (b, d_y, d_x) view: of P^T for N > 1, of W_1 for N = 1
+        self.Ptv = self.Pt[:b] if self.N > 1 else _t(self.W[0])
+        self.Pv = self.PvT = _t(self.Ptv)
+        self.Dv, self.Zv, self.Etv = self.D[:b], self.Z[:b], self.Et[:b]
+        self.Vv = [v[:b] for v in self.V]
+        # Transposed and flat views, built once per compaction rather than every iteration.
+        n = self.widths[0] * self.widths[-1]
+        self.preT = [_t(p) for p in self.pre]
+        self.G0T = _t(self.G[0])
+        self.VvT = [_t(v) for v in self.Vv]
+        self.EtvT = _t(self.Etv)
+        self.Ptflat = self.Ptv.reshape(b, n) if self.N > 1 else None
+        self.Dflat, self.Zflat, self.Etflat = (
+            a.reshape(b, n) for a in (self.Dv, self.Zv, self.Etv)
+        )
 
     def compact(self, keep: np.ndarray) -> None:
-        """Move the rows ``keep`` (boolean over the active rows) to the front."""
+        """Move the rows ``keep`` (boolean over the active rows) of the weights and of the
+        pending steps to the front; the other buffers are recomputed at every iteration."""
         b, nb = self.b, int(keep.sum())
         self.Wflat[:nb] = self.Wflat[:b][keep]
         self.Gflat[:nb] = self.Gflat[:b][keep]
         self.b = nb
         self.rebuild()
 
-    def forward_backward(self, prob: Problem, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Steps ``eta_b G_j`` into ``G``; returns ``(eps, ||grad L||_F^2)`` per active run.
-
-        The step size is folded into ``E`` (a small array) so that the update needs no
-        extra pass over the gradients.
-        """
-        b, N, W, pre = self.b, self.N, self.W, self.pre
+    # The step as four operations, so that benchmarks/bench_gd.py --profile can time each.
+    def forward(self) -> None:
+        """Prefix products ``pre[j] = W_{j+1} pre[j-1]`` and the product ``P``."""
+        W, pre, N = self.W, self.pre, self.N
         for j in range(1, N - 1):
             np.matmul(W[j], pre[j - 1], out=pre[j])
         if N > 1:
-            np.matmul(W[N - 1], pre[N - 2], out=self.Pv)
-        d_y, d_x = self.widths[-1], self.widths[0]
-        D, Z, E = self.D[:b], self.Z[:b], self.E[:b]
-        np.subtract(self.Pv, prob.P_star, out=D)
-        # Products with the shared R are one large GEMM over the whole batch.
-        np.matmul(D.reshape(b * d_y, d_x), prob.R, out=Z.reshape(b * d_y, d_x))
-        np.matmul(Z.reshape(b * d_y, d_x), prob.R.T, out=E.reshape(b * d_y, d_x))
-        Zf = Z.reshape(b, d_y * d_x)
-        eps = 0.5 * np.einsum("ij,ij->i", Zf, Zf)
-        np.multiply(E, eta[:, None, None], out=E)
-        U = E  # U = W_{N:j+2}^T E for 0-based layer j, shape (b, d_{j+1}, d_x)
+            np.matmul(W[N - 1], pre[N - 2], out=self.PvT)
+
+    def residual(self, prob: Problem, eta: np.ndarray) -> np.ndarray:
+        """The residual in transposed layout, so that no transposed copy is needed:
+        ``Zt = R^T (P - P*)^T`` and ``Et = eta R Zt = eta E^T`` (batched products with the
+        shared ``R``); returns ``eps = ||Zt||_F^2 / 2`` per run (theory.md 3)."""
+        if self.R is not prob.R:
+            self.R = prob.R
+            self.RT = np.ascontiguousarray(prob.R.T)
+            self.PstarT = np.ascontiguousarray(prob.P_star.T).ravel()
+        if self.N > 1:
+            np.subtract(self.Ptflat, self.PstarT, out=self.Dflat)
+        else:
+            np.subtract(self.Ptv, self.PstarT.reshape(self.Dv.shape[1:]), out=self.Dv)
+        np.matmul(self.RT, self.Dv, out=self.Zv)
+        if self.N == 1:
+            np.matmul(self.R, self.Zv, out=self.Etv)
+            np.multiply(self.Etflat, eta[:, None], out=self.Etflat)
+            np.copyto(self.G[0], self.EtvT)
+        else:
+            np.matmul(self.R, self.Zv, out=self.Etv)
+            np.multiply(self.Etflat, eta[:, None], out=self.Etflat)
+        return 0.5 * np.vecdot(self.Zflat, self.Zflat)
+
+    def backward(self) -> None:
+        """Steps ``eta G_j = V_{j+1}^T pre[j-1]^T`` into ``G`` (``V^T B^T`` and ``V W`` are
+        the fast BLAS layouts), with ``V_j = V_{j+1} W_{j+1}``; ``G_1 = V_1^T``."""
+        N, W, preT, G = self.N, self.W, self.preT, self.G
+        V, VT = self.Etv, self.EtvT
         for j in range(N - 1, 0, -1):
-            np.matmul(U, np.swapaxes(pre[j - 1], 1, 2), out=self.G[j])
-            out = self.Uv[j] if j > 1 else self.G[0]
-            np.matmul(np.swapaxes(W[j], 1, 2), U, out=out)
-            U = out
-        if N == 1:
-            self.G[0][...] = E
-        Gf = self.Gflat[:b]
-        return eps, np.einsum("ij,ij->i", Gf, Gf) / (eta * eta)
+            np.matmul(VT, preT[j - 1], out=G[j])
+            if j == 1:
+                np.matmul(V, W[j], out=self.G0T)
+            else:
+                V, VT = np.matmul(V, W[j], out=self.Vv[j]), self.VvT[j]
 
-    def layer_norms2(self) -> np.ndarray:
-        """``||W_j||_F^2`` per active run and layer, shape ``(b, N)``."""
-        return np.stack([np.einsum("ij,ij->i", Wj, Wj) for Wj in self.layers_flat()], axis=1)
+    def step_norms(self) -> np.ndarray:
+        """``||eta G_j||_F^2`` per active run and layer, shape ``(b, N)``."""
+        if self.equal_sizes:  # one reduction over a (b, N, size) view
+            G = self.Gflat[: self.b].reshape(self.b, self.N, self.sizes[0])
+            return np.vecdot(G, G)
+        return np.stack([np.vecdot(g, g) for g in self.Gl], axis=1)
 
-    def layers_flat(self) -> list[np.ndarray]:
-        """The active rows of each layer as 2-d views ``(b, d_j d_{j-1})``."""
-        o = self.offsets
-        return [self.Wflat[: self.b, o[j] : o[j + 1]] for j in range(self.N)]
+    def update(self) -> None:
+        """``W_j <- W_j - eta G_j`` for every layer at once."""
+        np.subtract(self.Wflat[: self.b], self.Gflat[: self.b], out=self.Wflat[: self.b])
+
+    def step_direction(self, prob: Problem, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Steps ``eta_b G_j`` into ``G``; returns ``eps`` and ``||eta G_j||_F^2`` ``(b, N)``."""
+        self.forward()
+        eps = self.residual(prob, eta)
+        self.backward()
+        return eps, self.step_norms()
+
+
+@dataclass
+class _Runs:
+    """State of the active runs, one row per run (row ``i`` is run ``ids[i]``).
+
+    Inputs (``eta0, alpha, tau, budget``, the bounds), the stopping thresholds fixed at
+    ``k = 0``, the previous step (for the decrease test), the failure counters and the
+    trackers of theory.md 12: columns ``0..N-1`` of ``anchor``/``inc``/``trigger``/``peak``
+    are the layer norms ``||W_j||_2``, columns ``N..2N-2`` the drifts ``||D_j - D_j(0)||_2``;
+    ``anchor`` holds the last exact value, ``inc`` the sum of per-step increments since,
+    ``anchor + inc`` an upper bound of the current value; ``peak`` the running maximum of
+    those bounds. ``Za``, ``Pa``, ``sa``, ``pa`` anchor the rank and ``||P||_2`` (theory.md 7).
+    :meth:`keep` compacts every field at once.
+    """
+
+    ids: np.ndarray
+    eta0: np.ndarray
+    alpha: np.ndarray
+    tau: np.ndarray
+    budget: np.ndarray
+    drift_bound: np.ndarray
+    norm_bound: np.ndarray
+    div_limit: np.ndarray | None = None
+    conv_eps: np.ndarray | None = None
+    conv_g2: np.ndarray | None = None
+    eps_prev: np.ndarray | None = None
+    g2_prev: np.ndarray | None = None
+    eta_prev: np.ndarray | None = None
+    decrease_failures: np.ndarray | None = None
+    drift_failures: np.ndarray | None = None
+    norm_failures: np.ndarray | None = None
+    D0: list[np.ndarray] | None = None
+    norms0: np.ndarray | None = None
+    anchor: np.ndarray | None = None
+    inc: np.ndarray | None = None
+    trigger: np.ndarray | None = None
+    limit: np.ndarray | None = None
+    peak: np.ndarray | None = None
+    drift_exact: np.ndarray | None = None
+    norm_exact: np.ndarray | None = None
+    Za: np.ndarray | None = None
+    Pa: np.ndarray | None = None
+    sa: np.ndarray | None = None
+    pa: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        #: Whether any run has a finite drift or norm bound (fixed for the whole call).
+        self.bounded = bool(
+            np.isfinite(self.drift_bound).any() or np.isfinite(self.norm_bound).any()
+        )
+
+    def keep(self, mask: np.ndarray) -> None:
+        """Keep the rows ``mask`` (boolean) of every per-run field."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, list):
+                setattr(self, f.name, [x[mask] for x in v])
+            elif v is not None:
+                setattr(self, f.name, v[mask])
+
+
+@dataclass
+class _Outcome:
+    """What finished runs leave behind, indexed by run (``B`` rows)."""
+
+    status: np.ndarray
+    iterations: np.ndarray
+    Wflat: np.ndarray
+    loss: np.ndarray
+    excess_loss: np.ndarray
+    grad_norm: np.ndarray
+    initial_loss: np.ndarray
+    initial_grad_norm: np.ndarray
+    decrease_failures: np.ndarray
+    drift_failures: np.ndarray
+    norm_failures: np.ndarray
+    max_balance_drift: np.ndarray
+    max_weight_norm: np.ndarray
+
+    @classmethod
+    def empty(cls, B: int, width: int) -> _Outcome:
+        nan = lambda: np.full(B, np.nan)  # noqa: E731
+        zero = lambda: np.zeros(B, dtype=np.int64)  # noqa: E731
+        return cls(
+            np.full(B, BUDGET, dtype=object), zero(), np.empty((B, width)), nan(), nan(),
+            nan(), nan(), nan(), zero(), zero(), zero(), nan(), nan(),
+        )  # fmt: skip
+
+
+@dataclass
+class _Settings:
+    """Settings shared by all runs of a call to :func:`run`."""
+
+    gtol: float
+    ftol: float
+    divergence_factor: float
+    rank_threshold: float
+    grid: np.ndarray
+    progress: Callable[[int, int], None] | None
 
 
 def run(
@@ -239,8 +462,10 @@ def run(
     gtol: float = 1e-9,
     ftol: float = 1e-14,
     divergence_factor: float = 1e8,
-    rank_rtol: float = 1e-6,
+    rank_rtol: float = metrics.RANK_RTOL,
     log_points: int = 200,
+    drift_bound=None,
+    norm_bound=None,
     problem: Problem | None = None,
     blas_threads: int | None = 1,
     progress: Callable[[int, int], None] | None = None,
@@ -263,13 +488,18 @@ def run(
     gtol, ftol
         Convergence: ``||grad L(k)|| <= gtol ||grad L(0)||`` or
         ``eps(k) <= ftol * max(eps0, tiny)``. ``gtol = 0`` disables the convergence stop.
+        Convergence wins over the budget at the same iteration.
     divergence_factor
         Divergence: a non-finite value or ``L(k) > divergence_factor * max(L(0), L*_0)``,
         recorded at that iteration and never raised (theory.md 12).
     rank_rtol
-        Numerical rank threshold relative to ``sigma_1(P*)`` (theory.md 7).
+        Numerical rank threshold relative to ``sigma_1(P* R)`` (theory.md 7).
     log_points
         Size of the geometric logging grid; the final iterate of every run is logged too.
+    drift_bound, norm_bound
+        Optional guarantees 2 and 3 of theory.md 6 per run (``(B,)`` or a scalar, e.g.
+        ``2 eta_cert eps0`` and ``K``): every iterate above them beyond rounding counts in
+        ``drift_failures`` / ``norm_failures`` (theory.md 12).
     problem
         Precomputed :class:`~deeplinear.model.Problem` of ``X, Y`` (computed if ``None``).
     blas_threads
@@ -294,145 +524,311 @@ def run(
     if np.any(budget < 0):
         raise InputError("max_iter must be >= 0")
     alpha_b, tau_b = _schedule_params(schedule, tau, alpha, B)
+    runs = _Runs(
+        ids=np.arange(B),
+        eta0=eta0,
+        alpha=alpha_b,
+        tau=tau_b,
+        budget=budget,
+        drift_bound=_bound_array(drift_bound, B, "drift_bound"),
+        norm_bound=_bound_array(norm_bound, B, "norm_bound"),
+    )
+    settings = _Settings(
+        gtol=gtol,
+        ftol=ftol,
+        divergence_factor=divergence_factor,
+        rank_threshold=metrics.rank_threshold(prob, rank_rtol),
+        grid=log_grid(int(budget.max()), log_points),
+        progress=progress,
+    )
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         with np.errstate(all="ignore"):
-            return _loop(
-                prob, widths, W0, eta0, budget, alpha_b, tau_b,
-                gtol, ftol, divergence_factor, rank_rtol, log_points, progress,
-            )  # fmt: skip
+            return _loop(prob, _Batch(widths, W0), runs, settings)
 
 
-def _loop(
-    prob, widths, W0, eta0, budget, alpha, tau,
-    gtol, ftol, divergence_factor, rank_rtol, log_points, progress,
-) -> RunResult:  # fmt: skip
-    B, N = W0[0].shape[0], len(widths) - 1
-    batch = _Batch(widths, W0)
-    ids = np.arange(B)
-    D0 = [Dj.copy() for Dj in metrics.balance_matrices(batch.W)]
-    rank_threshold = rank_rtol * float(np.linalg.svd(prob.P_star, compute_uv=False)[0])
-    grid = log_grid(int(budget.max()), log_points)
-    next_log = 0
+def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> RunResult:
+    B, N, widths = batch.b, batch.N, batch.widths
     dim = max(widths)
-    decreasing = bool(np.any(alpha > 0))
-
-    out_status = np.full(B, BUDGET, dtype=object)
-    out_iter = np.zeros(B, dtype=np.int64)
-    out_W = np.empty_like(batch.Wflat)
-    out_loss, out_eps, out_g = (np.full(B, np.nan) for _ in range(3))
-    L0 = np.full(B, np.nan)
-    g0 = np.full(B, np.nan)
-    failures = np.zeros(B, dtype=np.int64)
+    out = _Outcome.empty(B, batch.Wflat.shape[1])
+    decreasing = bool(np.any(runs.alpha > 0))
+    grid, next_log = settings.grid, 0
     logs: list[dict[str, np.ndarray]] = []
-    eps_prev = g2_prev = eta_prev = None
 
+    budget_min = runs.budget.min()
     k = 0
     while batch.b > 0:
-        eta_k = step_sizes(eta0, alpha, tau, k) if decreasing else eta0
-        eps, g2 = batch.forward_backward(prob, eta_k)
+        eta_k = step_sizes(runs.eta0, runs.alpha, runs.tau, k) if decreasing else runs.eta0
+        eps, s = batch.step_direction(prob, eta_k)
+        g2 = s.sum(axis=1) / (eta_k * eta_k)
         L = prob.L_star + eps
         if k == 0:
-            L0[:], g0[:] = L, np.sqrt(g2)
-            eps0, div_limit = eps.copy(), divergence_factor * np.maximum(L, prob.L_zero)
-            conv_eps = ftol * np.maximum(eps, np.finfo(np.float64).tiny)
-            conv_g = gtol * np.sqrt(g2)
+            _start(runs, batch, prob, settings, out, L, eps, g2)
         else:
-            # Guarantee 1 of theory.md 6; the rounding allowance is evaluated only where
-            # the slack is positive, at the current iterate (its norms equal W(k)'s to O(eta)).
-            slack = eps - eps_prev + 0.5 * eta_prev * g2_prev
-            pos = slack > 0
-            if pos.any():
-                tol = decrease_tolerance(
-                    eps_prev, g2_prev, prob.lam_max, batch.layer_norms2(), N, dim
-                )
-                failures[ids] += pos & (slack > tol)
-        bad = ~(np.isfinite(eps) & np.isfinite(g2)) | (L > div_limit)
-        done = bad | (budget[ids] <= k)
-        if gtol > 0:
-            done |= ~bad & ((np.sqrt(g2) <= conv_g) | (eps <= conv_eps))
+            _check_decrease(runs, batch, prob, eps, dim)
+        _check_bounds(runs, batch, k, dim)
+        # Divergence: a non-finite value (NaN compares False) or L above the limit.
+        bad = ~((L <= runs.div_limit) & (g2 < np.inf))
+        done = bad
+        if settings.gtol > 0:
+            conv = (g2 <= runs.conv_g2) | (eps <= runs.conv_eps)
+            done = done | conv
+        if k >= budget_min:
+            done = done | (runs.budget <= k)
         on_grid = next_log < grid.size and grid[next_log] == k
         if on_grid or done.any():
             rows = np.ones(batch.b, bool) if on_grid else done
-            logs.append(_log_rows(batch, prob, D0, ids, rows, k, L, eps, g2, rank_threshold))
+            logs.append(_log_rows(batch, prob, runs, rows, k, L, eps, g2, settings))
             if on_grid:
                 next_log += 1
-                if progress is not None:
-                    progress(k, batch.b)
+                if settings.progress is not None:
+                    settings.progress(k, batch.b)
         if done.any():
-            fin = ids[done]
-            out_status[fin] = np.where(
-                bad[done], DIVERGED, np.where(budget[fin] <= k, BUDGET, CONVERGED)
-            )
-            out_iter[fin] = k
-            out_W[fin] = batch.Wflat[: batch.b][done]
-            out_loss[fin], out_eps[fin], out_g[fin] = L[done], eps[done], np.sqrt(g2[done])
+            converged = conv if settings.gtol > 0 else np.zeros_like(bad)
+            status = np.where(bad, DIVERGED, np.where(converged, CONVERGED, BUDGET))
+            _finish(out, runs, batch, done, status, k, L, eps, g2, N)
             keep = ~done
             batch.compact(keep)
-            ids, eps, g2 = ids[keep], eps[keep], g2[keep]
-            eta0, eta_k, alpha, tau = eta0[keep], eta_k[keep], alpha[keep], tau[keep]
-            eps0, div_limit, conv_eps, conv_g = (
-                eps0[keep],
-                div_limit[keep],
-                conv_eps[keep],
-                conv_g[keep],
-            )
-            D0 = [Dj[keep] for Dj in D0]
+            runs.keep(keep)
+            eps, g2, s, eta_k = eps[keep], g2[keep], s[keep], eta_k[keep]
             if batch.b == 0:
                 break
-        np.subtract(batch.Wflat[: batch.b], batch.Gflat[: batch.b], out=batch.Wflat[: batch.b])
-        eps_prev, g2_prev, eta_prev = eps, g2, eta_k
+            budget_min = runs.budget.min()
+        batch.update()
+        _advance(runs, s, N)
+        runs.eps_prev, runs.g2_prev, runs.eta_prev = eps, g2, eta_k
         k += 1
 
-    weights = [
-        out_W[:, batch.offsets[j] : batch.offsets[j + 1]].reshape(B, widths[j + 1], widths[j])
-        for j in range(N)
-    ]
+    o, w = batch.offsets, widths
+    weights = [out.Wflat[:, o[j] : o[j + 1]].reshape(B, w[j + 1], w[j]) for j in range(N)]
     traj = pd.DataFrame({c: np.concatenate([r[c] for r in logs]) for c in TRAJECTORY_COLUMNS})
     traj = traj.sort_values(["run", "iteration"], kind="stable", ignore_index=True)
     return RunResult(
-        status=out_status.astype(str),
-        iterations=out_iter,
+        status=out.status.astype(str),
+        iterations=out.iterations,
         weights=weights,
-        loss=out_loss,
-        excess_loss=out_eps,
-        grad_norm=out_g,
-        initial_loss=L0,
-        initial_grad_norm=g0,
-        decrease_failures=failures,
-        rank_threshold=rank_threshold,
+        loss=out.loss,
+        excess_loss=out.excess_loss,
+        grad_norm=out.grad_norm,
+        initial_loss=out.initial_loss,
+        initial_grad_norm=out.initial_grad_norm,
+        decrease_failures=out.decrease_failures,
+        drift_failures=out.drift_failures,
+        norm_failures=out.norm_failures,
+        max_balance_drift=out.max_balance_drift,
+        max_weight_norm=out.max_weight_norm,
+        rank_threshold=settings.rank_threshold,
         trajectory=traj,
     )
 
 
-def _log_rows(batch, prob, D0, ids, rows, k, L, eps, g2, rank_threshold) -> dict[str, np.ndarray]:
-    """Trajectory metrics of the active rows ``rows`` at iteration ``k``."""
-    W = [Wj[rows] for Wj in batch.W]
-    P = batch.Pv[rows]
-    ok = np.all(np.isfinite(P.reshape(P.shape[0], -1)), axis=1)
-    for Wj in W:
-        ok &= np.all(np.isfinite(Wj.reshape(Wj.shape[0], -1)), axis=1)
-    n = int(rows.sum())
-    pnorm, wnorm, drift, rank = (
-        np.full(n, np.nan),
-        np.full(n, np.nan),
-        np.full(n, np.nan),
-        np.full(n, -1),
+def _start(runs: _Runs, batch: _Batch, prob, settings: _Settings, out, L, eps, g2) -> None:
+    """Thresholds fixed at ``k = 0`` and exact anchors of the trackers."""
+    b, N = batch.b, batch.N
+    out.initial_loss[:], out.initial_grad_norm[:] = L, np.sqrt(g2)
+    runs.div_limit = settings.divergence_factor * np.maximum(L, prob.L_zero)
+    runs.conv_eps = settings.ftol * np.maximum(eps, np.finfo(np.float64).tiny)
+    runs.conv_g2 = (settings.gtol * np.sqrt(g2)) ** 2
+    runs.decrease_failures = np.zeros(b, dtype=np.int64)
+    runs.drift_failures = np.zeros(b, dtype=np.int64)
+    runs.norm_failures = np.zeros(b, dtype=np.int64)
+    runs.D0 = metrics.balance_matrices(batch.W)
+    runs.norms0 = metrics.weight_norms(batch.W)
+    runs.anchor = np.concatenate([runs.norms0, np.zeros((b, N - 1))], axis=1)
+    runs.inc = np.zeros_like(runs.anchor)
+    runs.trigger = np.zeros_like(runs.anchor)
+    runs.limit = np.zeros_like(runs.anchor)
+    runs.peak = runs.anchor.copy()
+    runs.drift_exact = np.zeros(b)
+    runs.norm_exact = np.zeros(b)
+    r, c = np.nonzero(np.ones_like(runs.anchor, dtype=bool))
+    _anchor(runs, r, c, runs.anchor[r, c], 0, N, max(batch.widths))
+
+
+def _check_decrease(runs: _Runs, batch: _Batch, prob: Problem, eps, dim: int) -> None:
+    """Guarantee 1 of theory.md 6 for the step ``k-1 -> k``; the rounding allowance is
+    evaluated only where the slack is positive, at the current iterate with the tracked
+    upper bounds of the spectral layer norms (they equal W(k-1)'s to O(eta))."""
+    slack = eps - runs.eps_prev + 0.5 * runs.eta_prev * runs.g2_prev
+    pos = slack > 0
+    if pos.any():
+        nu = (runs.anchor + runs.inc)[:, : batch.N]
+        tol = decrease_tolerance(runs.eps_prev, runs.g2_prev, prob.lam_max, nu**2, batch.N, dim)
+        runs.decrease_failures += pos & (slack > tol)
+
+
+def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N: int, dim: int):
+    """Record exact values ``v`` of the tracked quantities ``(r[i], c[i])`` (run row,
+    column) at iterate ``k``: new anchors, failure limits (bound plus rounding allowance)
+    and trigger levels. A running bound asks for a new exact value once it exceeds the last
+    exact value by a relative :data:`TRACK_RTOL` (for drift: the largest exact drift of the
+    run so far, or the rounding floor), or once it could cross the run's bound."""
+    # The bound before this anchor never exceeded its trigger and only grew since the last
+    # anchor: min(bound now, trigger) bounds every iterate of that stretch.
+    ub = np.minimum(runs.anchor[r, c] + runs.inc[r, c], runs.trigger[r, c])
+    runs.peak[r, c] = np.maximum(runs.peak[r, c], np.maximum(ub, v))
+    runs.anchor[r, c] = v
+    runs.inc[r, c] = 0.0
+    is_norm = c < N
+    bound = np.where(is_norm, runs.norm_bound[r], runs.drift_bound[r])
+    # Norms: a layer below the largest exact layer norm of its run cannot raise the run's
+    # maximum, so its bound may grow up to that level before it needs an exact value.
+    np.maximum.at(runs.norm_exact, r[is_norm], v[is_norm])
+    trig = (1.0 + np.where(is_norm, NORM_RTOL, TRACK_RTOL)) * np.maximum(
+        v, np.where(is_norm, runs.norm_exact[r], 0.0)
     )
-    if ok.any():
-        Wok = [Wj[ok] for Wj in W]
-        sP = np.linalg.svd(P[ok], compute_uv=False)
-        pnorm[ok] = sP[:, 0]
-        rank[ok] = np.sum(sP > rank_threshold, axis=1)
-        wnorm[ok] = metrics.weight_norms(Wok).max(axis=1)
-        drift[ok] = metrics.balance_drift(Wok, [Dj[rows][ok] for Dj in D0])
+    limit = bound + norm_allowance(bound, dim, k)
+    if N > 1 and not is_norm.all():
+        dr = ~is_norm
+        np.maximum.at(runs.drift_exact, r[dr], v[dr])
+        j, rr = c[dr] - N, r[dr]
+        nu = runs.anchor + runs.inc
+        sq = nu[rr, j] ** 2 + nu[rr, j + 1] ** 2 + runs.norms0[rr, j] ** 2
+        sq += runs.norms0[rr, j + 1] ** 2
+        allow = _rounding_scale(dim, k) * sq
+        limit[dr] = bound[dr] + allow
+        trig[dr] = np.maximum((1.0 + TRACK_RTOL) * runs.drift_exact[rr], allow)
+    # Below its bound a quantity is re-checked before it can cross it; above, the lower
+    # bound anchor - inc certifies the failure until it could fall back below the limit.
+    cap = np.where(v <= bound, bound, limit)
+    runs.trigger[r, c] = np.where(v <= limit, np.minimum(trig, cap), trig)
+    runs.limit[r, c] = limit
+
+
+def _exact(batch: _Batch, runs: _Runs, r: np.ndarray, c: int) -> np.ndarray:
+    """Exact value of tracked column ``c`` for the rows ``r``: ``||W_c||_2`` for ``c < N``,
+    else ``||D_j - D_j(0)||_2`` with ``j = c - N`` (spectral norms, metrics)."""
+    N = batch.N
+    if c < N:
+        return metrics.spectral_norm(batch.W[c][r])
+    j = c - N
+    W = [batch.W[j][r], batch.W[j + 1][r]]
+    return metrics.balance_drifts(W, [runs.D0[j][r]])[:, 0]
+
+
+def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
+    """Guarantees 2 and 3 of theory.md 6 at iterate ``k`` and the running maxima
+    (theory.md 12): exact spectral norms only for the quantities whose running bounds
+    cannot decide (upper bound past its trigger, or past the limit while the lower bound
+    ``anchor - inc`` is not)."""
+    N = batch.N
+    ub = runs.anchor + runs.inc
+    need = ub > runs.trigger
+    if runs.bounded:
+        fail = runs.anchor - runs.inc > runs.limit
+        need |= (ub > runs.limit) & ~fail
+        sure = ~need.any(axis=1)
+        runs.norm_failures += sure & np.any(fail[:, :N], axis=1)
+        runs.drift_failures += sure & np.any(fail[:, N:], axis=1)
+    if need.any():
+        # Refresh with them every quantity close to its own trigger (COALESCE): one
+        # batched recomputation now instead of many single-quantity ones soon after.
+        need |= runs.inc > COALESCE * (runs.trigger - runs.anchor)
+        rows, cols = np.nonzero(need)
+        vals = np.empty(rows.size)
+        for c in np.unique(cols):  # norms first: drift allowances use the new norms
+            at = cols == c
+            vals[at] = _exact(batch, runs, rows[at], int(c))
+        vals[~np.isfinite(vals)] = np.inf  # a non-finite iterate: the run diverges here
+        _anchor(runs, rows, cols, vals, k, N, dim)
+        over = np.zeros(need.shape, bool)
+        over[rows, cols] = vals > runs.limit[rows, cols]
+        hit = np.unique(rows)
+        if runs.bounded:  # rows decided exactly: anchored columns exactly, others by bounds
+            fail = runs.anchor - runs.inc > runs.limit
+            over[hit] |= fail[hit]
+        runs.norm_failures[hit] += np.any(over[hit, :N], axis=1)
+        runs.drift_failures[hit] += np.any(over[hit, N:], axis=1)
+
+
+def _advance(runs: _Runs, s: np.ndarray, N: int) -> None:
+    """Increments of the running bounds by the step ``W(k+1) = W(k) - eta G(k)``:
+    ``||W_j||_2`` moves by at most ``||eta G_j||_F`` and ``D_j`` by
+    ``eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)``, of norm at most
+    ``max(||eta G_j||_F^2, ||eta G_{j+1}||_F^2)`` (theory.md 4 and 12)."""
+    runs.inc[:, :N] += np.sqrt(s)
+    if N > 1:
+        runs.inc[:, N:] += np.maximum(s[:, 1:], s[:, :-1])
+
+
+def _finish(out: _Outcome, runs: _Runs, batch: _Batch, done, status, k, L, eps, g2, N) -> None:
+    fin = runs.ids[done]
+    out.status[fin] = status[done]
+    out.iterations[fin] = k
+    out.Wflat[fin] = batch.Wflat[: batch.b][done]
+    out.loss[fin], out.excess_loss[fin], out.grad_norm[fin] = L[done], eps[done], np.sqrt(g2[done])
+    out.decrease_failures[fin] = runs.decrease_failures[done]
+    out.drift_failures[fin] = runs.drift_failures[done]
+    out.norm_failures[fin] = runs.norm_failures[done]
+    peak = np.maximum(runs.peak[done], runs.anchor[done] + runs.inc[done])
+    out.max_weight_norm[fin] = peak[:, :N].max(axis=1)
+    out.max_balance_drift[fin] = peak[:, N:].max(axis=1) if N > 1 else 0.0
+
+
+def _gram_singular_values(A: np.ndarray) -> np.ndarray:
+    """Singular values of each matrix in ``(n, p, q)``, descending, from ``eigvalsh`` of the
+    Gram matrix of the smaller side (about half the cost of an SVD; absolute error about
+    ``u sigma_1^2`` in ``sigma_i^2``)."""
+    At = _t(A)
+    gram = A @ At if A.shape[-2] <= A.shape[-1] else At @ A
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(gram), 0.0))[..., ::-1]
+
+
+def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[str, np.ndarray]:
+    """Trajectory metrics of the active rows ``rows`` at iteration ``k`` (theory.md 12).
+
+    Layer norms and drift come from the trackers (nothing is recomputed); ``||P||_2`` and
+    the singular values of ``P R`` from anchors, recomputed only for the runs where a
+    perturbation bound (Weyl: ``|sigma_i(A + F) - sigma_i(A)| <= ||F||_F``) cannot certify
+    the rank, or where ``||P - P_anchor||_F`` exceeds :data:`TRACK_RTOL` ``||P_anchor||_2``.
+    """
+    N = batch.N
+    if rows.all():  # views, no copies
+        idx, n = slice(None), batch.b
+    else:
+        idx = np.flatnonzero(rows)
+        n = idx.size
+    P, Z = batch.Pv[idx], batch.Zv[idx]
+    finite = np.isfinite(eps[idx]) & np.all(np.isfinite(Z.reshape(n, -1)), axis=1)
+    thr = settings.rank_threshold
+    dz, dp = np.zeros(n), np.zeros(n)
+    if runs.Za is None:  # the first log, k = 0: every active run gets its anchors
+        need_rank = need_norm = np.ones(n, bool)
+        runs.Za, runs.Pa = np.zeros_like(batch.Zv), np.zeros_like(batch.Pv)
+        runs.sa = np.zeros((batch.b, min(prob.d_x, prob.d_y)))
+        runs.pa = np.zeros(batch.b)
+    else:
+        dZ = (Z - runs.Za[idx]).reshape(n, -1)
+        dP = (P - runs.Pa[idx]).reshape(n, -1)
+        dz, dp = np.sqrt(np.vecdot(dZ, dZ)), np.sqrt(np.vecdot(dP, dP))
+        sa = runs.sa[idx]
+        err = 8.0 * max(batch.widths) * _UNIT_ROUNDOFF * sa[:, 0] * (1.0 + sa[:, 0] / thr)
+        need_rank = np.min(np.abs(sa - thr), axis=1) <= dz + err
+        need_norm = dp > TRACK_RTOL * runs.pa[idx]
+    pos = np.arange(batch.b)[idx]
+    for need, update in ((need_rank & finite, "rank"), (need_norm & finite, "norm")):
+        if need.any():
+            r = pos[need]
+            if update == "rank":
+                runs.Za[r] = batch.Zv[r]
+                runs.sa[r] = _gram_singular_values(batch.Pv[r] @ prob.R)
+                dz[need] = 0.0
+            else:
+                runs.Pa[r] = batch.Pv[r]
+                runs.pa[r] = metrics.spectral_norm(batch.Pv[r])
+                dp[need] = 0.0
+    rank = np.where(finite, np.sum(runs.sa[idx] > thr, axis=1), -1)
+    pnorm = np.where(finite, runs.pa[idx] + dp, np.nan)
+    ub = (runs.anchor + runs.inc)[idx]
+    wnorm = np.where(finite, ub[:, :N].max(axis=1), np.nan)
+    drift = ub[:, N:].max(axis=1) if N > 1 else np.zeros(n)
     return {
-        "run": ids[rows],
+        "run": runs.ids[idx],
         "iteration": np.full(n, k, dtype=np.int64),
-        "loss": L[rows],
-        "excess_loss": eps[rows],
-        "grad_norm": np.sqrt(g2[rows]),
+        "loss": L[idx],
+        "excess_loss": eps[idx],
+        "grad_norm": np.sqrt(g2[idx]),
         "product_norm": pnorm,
         "max_weight_norm": wnorm,
-        "balance_drift": drift,
+        "balance_drift": np.where(finite, drift, np.nan),
         "rank": rank,
     }

@@ -1,4 +1,9 @@
-"""Numerical rank, balancedness, weight norms and first passages (theory.md 4, 7 and 8)."""
+"""Numerical rank, balancedness, weight norms and first passages (theory.md 4, 7 and 8).
+
+Spectral norms of the small layers are computed by the cheapest exact method: the largest
+eigenvalue of the Gram matrix of the smaller side (``eigvalsh``, batched over the stack),
+which is cheaper than an SVD and exact to rounding for the largest singular value.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,11 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+
+from deeplinear.model import Problem
+
+#: Default numerical-rank threshold, relative to ``sigma_1(P* R)`` (theory.md 7).
+RANK_RTOL = 1e-6
 
 Weights = Sequence[np.ndarray]
 
@@ -33,18 +43,27 @@ def balancedness(W: Weights) -> np.ndarray:
     return np.max([symmetric_norm(Dj) for Dj in D], axis=0)
 
 
+def balance_drifts(W: Weights, D0: Sequence[np.ndarray]) -> np.ndarray:
+    """``||D_j(W) - D_j(0)||_2`` per layer pair, shape ``(..., N-1)`` (theory.md 4)."""
+    D = balance_matrices(W)
+    return np.stack([symmetric_norm(Dj - D0j) for Dj, D0j in zip(D, D0, strict=True)], axis=-1)
+
+
 def balance_drift(W: Weights, D0: Sequence[np.ndarray]) -> np.ndarray:
     """``max_j ||D_j(W) - D_j(0)||_2`` against the initial balance matrices ``D0``."""
-    D = balance_matrices(W)
     batch = W[0].shape[:-2]
-    if not D:
+    if len(W) < 2:
         return np.zeros(batch) if batch else np.float64(0.0)
-    return np.max([symmetric_norm(Dj - D0j) for Dj, D0j in zip(D, D0, strict=True)], axis=0)
+    return balance_drifts(W, D0).max(axis=-1)
 
 
 def spectral_norm(A: np.ndarray) -> np.ndarray:
-    """Largest singular value of each matrix in ``(..., p, q)``."""
-    return np.linalg.svd(A, compute_uv=False)[..., 0]
+    """Largest singular value of each matrix in ``(..., p, q)``: the square root of the
+    largest eigenvalue of the Gram matrix of the smaller side."""
+    A = np.asarray(A)
+    At = np.swapaxes(A, -1, -2)
+    gram = A @ At if A.shape[-2] <= A.shape[-1] else At @ A
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[..., -1], 0.0))
 
 
 def weight_norms(W: Weights) -> np.ndarray:
@@ -52,14 +71,26 @@ def weight_norms(W: Weights) -> np.ndarray:
     return np.stack([spectral_norm(Wj) for Wj in W], axis=-1)
 
 
-def numerical_rank(P: np.ndarray, threshold: float) -> np.ndarray:
-    """Number of singular values of ``P`` above ``threshold`` (absolute), shape ``(...)``.
+def singular_values(A: np.ndarray) -> np.ndarray:
+    """Singular values of each matrix in ``(..., p, q)``, descending (batched SVD)."""
+    return np.linalg.svd(A, compute_uv=False)
 
-    The library's convention (theory.md, section 7) is
-    ``threshold = rtol * sigma_1(P*)`` with ``rtol = 1e-6``.
+
+def rank_threshold(prob: Problem, rtol: float = RANK_RTOL) -> float:
+    """Absolute threshold ``rtol * sigma_1(P* R)`` on the singular values of ``P R``
+    (theory.md 7)."""
+    return rtol * float(singular_values(prob.P_star @ prob.R)[0])
+
+
+def numerical_rank(P: np.ndarray, R: np.ndarray, threshold: float) -> np.ndarray:
+    """The numerical rank of theory.md 7: the number of singular values of ``P R`` above
+    ``threshold`` (absolute; :func:`rank_threshold`), shape ``(...)``.
+
+    ``R`` is the Cholesky factor of ``C = X X^T`` (``Problem.R``): singular values are
+    measured in the metric the loss sees, ``||(P - P*) R||_F``, so a direction the data
+    weigh heavily counts even when its raw singular value in ``P`` is tiny.
     """
-    s = np.linalg.svd(P, compute_uv=False)
-    return np.sum(s > threshold, axis=-1)
+    return np.sum(singular_values(np.asarray(P) @ R) > threshold, axis=-1)
 
 
 def first_passage(times: np.ndarray, values: np.ndarray, level: float) -> float:

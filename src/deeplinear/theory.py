@@ -157,10 +157,14 @@ def optimal_loss_by_rank(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
     return optimal_losses(model.precompute(X, Y))
 
 
-def target_rank(prob: Problem, r_max: int, rtol: float = 1e-6) -> int:
-    """Rank of the unconstrained optimum truncated at the bottleneck ``r_max``."""
-    s = whitened_singular_values(prob)
-    return int(min(np.sum(s > rtol * s[0]) if s[0] > 0 else 0, r_max))
+def target_rank(prob: Problem, r_max: int, rtol: float = metrics.RANK_RTOL) -> int:
+    """Numerical rank (:func:`metrics.numerical_rank`, section 7) of the unconstrained
+    optimum ``P*``, truncated at the bottleneck ``r_max``: the same definition the engine
+    logs, so a global minimizer has the target rank."""
+    threshold = metrics.rank_threshold(prob, rtol)
+    if threshold == 0.0:
+        return 0
+    return int(min(metrics.numerical_rank(prob.P_star, prob.R, threshold), r_max))
 
 
 def rank_optimal(
