@@ -91,6 +91,37 @@ def test_convergence_and_the_disabled_stop():
     assert (off.status == gd.BUDGET).all() and (off.iterations == 500).all()
 
 
+def test_a_runs_trajectory_does_not_depend_on_the_budgets_of_its_batch():
+    """Each run logs on its own grid: a longer run beside it changes nothing it logs."""
+    ds, runs, eta = problem(3)
+    alone = gd.run(ds.X, ds.Y, init.stack(runs[:1]), eta[:1], 2000, gtol=0, log_points=50)
+    budgets = np.array([2000, 20000, 500, 2000])
+    together = gd.run(ds.X, ds.Y, init.stack(runs), eta, budgets, gtol=0, log_points=50)
+    mine = together.trajectory.query("run == 0").reset_index(drop=True)
+    assert mine.equals(alone.trajectory)
+    for b, g in together.trajectory.groupby("run"):
+        assert g["iteration"].iloc[-1] == budgets[b]
+        assert g["iteration"].tolist() == gd.log_grid(int(budgets[b]), 50).tolist()
+
+
+def test_logged_norms_drift_and_rank_are_exact_at_the_logged_iterates():
+    ds, runs, eta = problem(3)
+    res = gd.run(ds.X, ds.Y, init.stack(runs[:1]), 3 * eta[:1], 300, gtol=0, log_points=20)
+    W = runs[0]
+    D0 = [W[j + 1].T @ W[j + 1] - W[j] @ W[j].T for j in range(2)]
+    for row in res.trajectory.itertuples():
+        Wk = reference(runs[0], ds.X, ds.Y, 3 * eta[0], row.iteration)
+        P = Wk[2] @ Wk[1] @ Wk[0]
+        np.testing.assert_allclose(row.product_norm, np.linalg.norm(P, 2), rtol=1e-9)
+        norms = max(np.linalg.norm(Wj, 2) for Wj in Wk)
+        np.testing.assert_allclose(row.max_weight_norm, norms, rtol=1e-9)
+        drift = max(
+            np.linalg.norm(Wk[j + 1].T @ Wk[j + 1] - Wk[j] @ Wk[j].T - D0[j], 2) for j in range(2)
+        )
+        np.testing.assert_allclose(row.balance_drift, drift, rtol=1e-6, atol=1e-13)
+        assert row.rank == 3
+
+
 def test_trajectory_grid_and_columns():
     ds, runs, eta = problem(3)
     res = gd.run(ds.X, ds.Y, init.stack(runs), eta, 5000, gtol=0, log_points=100)

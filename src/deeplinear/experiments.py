@@ -56,6 +56,8 @@ RUNS_COLUMNS = (
     "bound_drift",
     "bound_weight_norm",
     "decrease_failures",
+    "drift_failures",
+    "norm_failures",
     "final_grad_norm",
     "escape_level",
     "escape_time",
@@ -118,6 +120,8 @@ def run_shard(
         gtol=settings.gtol,
         log_points=settings.log_points,
         problem=prob,
+        drift_bound=[b.drift_bound for b in bounds],
+        norm_bound=[b.K for b in bounds],
         progress=progress,
     )
     summary = summarize(runs, widths, prob, bounds, eta, result, settings)
@@ -203,6 +207,8 @@ def summarize(
                 "bound_drift": b.drift_bound,
                 "bound_weight_norm": b.K,
                 "decrease_failures": int(result.decrease_failures[i]),
+                "drift_failures": int(result.drift_failures[i]),
+                "norm_failures": int(result.norm_failures[i]),
                 "final_grad_norm": result.grad_norm[i],
                 "escape_level": level,
                 "escape_time": escape,

@@ -359,7 +359,9 @@ class _Runs:
     are the layer norms ``||W_j||_2``, columns ``N..2N-2`` the drifts ``||D_j - D_j(0)||_2``;
     ``anchor`` holds the last exact value, ``inc`` the sum of per-step increments since,
     ``anchor + inc`` an upper bound of the current value; ``peak`` the running maximum of
-    those bounds. ``Za``, ``Pa``, ``sa``, ``pa`` anchor the rank and ``||P||_2`` (theory.md 7).
+    those bounds. ``log_next`` is the next iteration at which the run is logged (its own
+    geometric grid ``log_grid(budget, log_points)``, so a run's trajectory never depends on
+    the other runs of its batch), ``log_pos`` its position in that grid.
     :meth:`keep` compacts every field at once.
     """
 
@@ -388,10 +390,8 @@ class _Runs:
     peak: np.ndarray | None = None
     drift_exact: np.ndarray | None = None
     norm_exact: np.ndarray | None = None
-    Za: np.ndarray | None = None
-    Pa: np.ndarray | None = None
-    sa: np.ndarray | None = None
-    pa: np.ndarray | None = None
+    log_next: np.ndarray | None = None
+    log_pos: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         #: Whether any run has a finite drift or norm bound (fixed for the whole call).
@@ -445,8 +445,17 @@ class _Settings:
     ftol: float
     divergence_factor: float
     rank_threshold: float
-    grid: np.ndarray
+    log_points: int
     progress: Callable[[int, int], None] | None
+
+    def __post_init__(self) -> None:
+        self._grids: dict[int, np.ndarray] = {}
+
+    def grid(self, budget: int) -> np.ndarray:
+        """The logging grid of a run with this budget (cached: runs share budgets)."""
+        if budget not in self._grids:
+            self._grids[budget] = log_grid(budget, self.log_points)
+        return self._grids[budget]
 
 
 def run(
@@ -538,7 +547,7 @@ def run(
         ftol=ftol,
         divergence_factor=divergence_factor,
         rank_threshold=metrics.rank_threshold(prob, rank_rtol),
-        grid=log_grid(int(budget.max()), log_points),
+        log_points=log_points,
         progress=progress,
     )
     with threadpool_limits(limits=blas_threads, user_api="blas"):
@@ -551,8 +560,9 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
     dim = max(widths)
     out = _Outcome.empty(B, batch.Wflat.shape[1])
     decreasing = bool(np.any(runs.alpha > 0))
-    grid, next_log = settings.grid, 0
     logs: list[dict[str, np.ndarray]] = []
+    runs.log_pos = np.zeros(B, dtype=np.int64)
+    runs.log_next = np.zeros(B, dtype=np.int64)  # every grid starts at k = 0
 
     budget_min = runs.budget.min()
     k = 0
@@ -574,12 +584,11 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
             done = done | conv
         if k >= budget_min:
             done = done | (runs.budget <= k)
-        on_grid = next_log < grid.size and grid[next_log] == k
-        if on_grid or done.any():
-            rows = np.ones(batch.b, bool) if on_grid else done
-            logs.append(_log_rows(batch, prob, runs, rows, k, L, eps, g2, settings))
-            if on_grid:
-                next_log += 1
+        due = runs.log_next == k
+        if due.any() or done.any():
+            logs.append(_log_rows(batch, prob, runs, due | done, k, L, eps, g2, settings))
+            if due.any():
+                _next_log(runs, due, settings)
                 if settings.progress is not None:
                     settings.progress(k, batch.b)
         if done.any():
@@ -773,54 +782,34 @@ def _gram_singular_values(A: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.linalg.eigvalsh(gram), 0.0))[..., ::-1]
 
 
-def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[str, np.ndarray]:
-    """Trajectory metrics of the active rows ``rows`` at iteration ``k`` (theory.md 12).
+def _next_log(runs: _Runs, due: np.ndarray, settings: _Settings) -> None:
+    """Advance the logging grids of the runs ``due`` (``-1``: nothing left to log)."""
+    for i in np.flatnonzero(due):
+        grid = settings.grid(int(runs.budget[i]))
+        runs.log_pos[i] += 1
+        runs.log_next[i] = grid[runs.log_pos[i]] if runs.log_pos[i] < grid.size else -1
 
-    Layer norms and drift come from the trackers (nothing is recomputed); ``||P||_2`` and
-    the singular values of ``P R`` from anchors, recomputed only for the runs where a
-    perturbation bound (Weyl: ``|sigma_i(A + F) - sigma_i(A)| <= ||F||_F``) cannot certify
-    the rank, or where ``||P - P_anchor||_F`` exceeds :data:`TRACK_RTOL` ``||P_anchor||_2``.
-    """
-    N = batch.N
-    if rows.all():  # views, no copies
-        idx, n = slice(None), batch.b
-    else:
-        idx = np.flatnonzero(rows)
-        n = idx.size
-    P, Z = batch.Pv[idx], batch.Zv[idx]
-    finite = np.isfinite(eps[idx]) & np.all(np.isfinite(Z.reshape(n, -1)), axis=1)
-    thr = settings.rank_threshold
-    dz, dp = np.zeros(n), np.zeros(n)
-    if runs.Za is None:  # the first log, k = 0: every active run gets its anchors
-        need_rank = need_norm = np.ones(n, bool)
-        runs.Za, runs.Pa = np.zeros_like(batch.Zv), np.zeros_like(batch.Pv)
-        runs.sa = np.zeros((batch.b, min(prob.d_x, prob.d_y)))
-        runs.pa = np.zeros(batch.b)
-    else:
-        dZ = (Z - runs.Za[idx]).reshape(n, -1)
-        dP = (P - runs.Pa[idx]).reshape(n, -1)
-        dz, dp = np.sqrt(np.vecdot(dZ, dZ)), np.sqrt(np.vecdot(dP, dP))
-        sa = runs.sa[idx]
-        err = 8.0 * max(batch.widths) * _UNIT_ROUNDOFF * sa[:, 0] * (1.0 + sa[:, 0] / thr)
-        need_rank = np.min(np.abs(sa - thr), axis=1) <= dz + err
-        need_norm = dp > TRACK_RTOL * runs.pa[idx]
-    pos = np.arange(batch.b)[idx]
-    for need, update in ((need_rank & finite, "rank"), (need_norm & finite, "norm")):
-        if need.any():
-            r = pos[need]
-            if update == "rank":
-                runs.Za[r] = batch.Zv[r]
-                runs.sa[r] = _gram_singular_values(batch.Pv[r] @ prob.R)
-                dz[need] = 0.0
-            else:
-                runs.Pa[r] = batch.Pv[r]
-                runs.pa[r] = metrics.spectral_norm(batch.Pv[r])
-                dp[need] = 0.0
-    rank = np.where(finite, np.sum(runs.sa[idx] > thr, axis=1), -1)
-    pnorm = np.where(finite, runs.pa[idx] + dp, np.nan)
-    ub = (runs.anchor + runs.inc)[idx]
-    wnorm = np.where(finite, ub[:, :N].max(axis=1), np.nan)
-    drift = ub[:, N:].max(axis=1) if N > 1 else np.zeros(n)
+
+def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[str, np.ndarray]:
+    """Trajectory metrics of the active rows ``rows`` at iteration ``k`` (theory.md 12),
+    computed exactly at the logged iterate: ``||P||_2``, the rank of ``P R`` (theory.md 7),
+    ``max_j ||W_j||_2`` and ``max_j ||D_j - D_j(0)||_2`` (batched eigenvalues of the small
+    Gram and balance matrices; the trackers' upper bounds serve only the per-iteration
+    guarantee checks)."""
+    idx = np.flatnonzero(rows)
+    n = idx.size
+    P = batch.Pv[idx]
+    finite = np.isfinite(eps[idx]) & np.all(np.isfinite(P.reshape(n, -1)), axis=1)
+    pnorm, wnorm, drift = np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan)
+    rank = np.full(n, -1)
+    if finite.any():
+        f = idx[finite]
+        W = [Wj[f] for Wj in batch.W]
+        s_PR = _gram_singular_values(batch.Pv[f] @ prob.R)
+        rank[finite] = np.sum(s_PR > settings.rank_threshold, axis=1)
+        pnorm[finite] = metrics.spectral_norm(batch.Pv[f])
+        wnorm[finite] = metrics.weight_norms(W).max(axis=1)
+        drift[finite] = metrics.balance_drift(W, [D[f] for D in runs.D0])
     return {
         "run": runs.ids[idx],
         "iteration": np.full(n, k, dtype=np.int64),
@@ -829,6 +818,6 @@ def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[s
         "grad_norm": np.sqrt(g2[idx]),
         "product_norm": pnorm,
         "max_weight_norm": wnorm,
-        "balance_drift": np.where(finite, drift, np.nan),
+        "balance_drift": drift,
         "rank": rank,
     }
