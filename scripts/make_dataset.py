@@ -4,7 +4,7 @@ import json
 
 from deeplinear import data, io
 
-spec = dict(snakemake.params.spec)  # noqa: F821 (injected by Snakemake)
+spec = dict(snakemake.config["datasets"][snakemake.wildcards.dataset])  # noqa: F821
 name = snakemake.wildcards.dataset  # noqa: F821
 with io.script_log(snakemake.log[0], f"dataset {name}") as say:  # noqa: F821
     kind = spec.pop("kind")

@@ -42,7 +42,9 @@ def test_contract_tables_have_their_columns(smoke):
     for exp in yaml.safe_load((smoke / "config/smoke.yaml").read_text())["experiments"]:
         part = pd.read_csv(smoke / SMOKE / f"tables/experiments/{exp}/runs.csv")
         assert set(part["experiment"]) == {exp}
-        assert part.equals(runs[runs["experiment"] == exp].reset_index(drop=True))
+        whole = runs[runs["experiment"] == exp].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part, whole, check_dtype=False)  # an all-NaN column
+        # of one experiment reads as float, the same column of the whole table may not
 
 
 def test_within_bound_never_diverges_and_far_above_does(smoke):
@@ -69,8 +71,7 @@ def test_figures_are_valid_files_and_the_committed_ones_are_untouched(smoke):
         assert path.stat().st_size > 5000, path.name
     executed = sorted((smoke / SMOKE / "notebooks").glob("*.ipynb"))
     assert [p.stem for p in executed] == sorted(f.name for f in figures.FIGURES)
-    for committed in (ROOT / "figures").glob("fig*"):  # the smoke run writes none of these
-        assert (smoke / "figures" / committed.name).read_bytes() == committed.read_bytes()
+    assert not (smoke / "figures").exists()  # the committed figures' folder: never written
     assert (smoke / "README.md").read_bytes() == (ROOT / "README.md").read_bytes()
     assert not (smoke / "results/tables").exists()
 
@@ -84,7 +85,9 @@ def test_changing_one_notebook_reruns_only_that_figure(smoke):
     nb = smoke / "notebooks/fig6_threshold.ipynb"
     nb.write_text(nb.read_text().replace("Figure 6", "Figure 6 (edited)", 1))
     proc = snakemake(smoke, "--configfile", "config/smoke.yaml")
-    assert [r for r in executed_rules(proc) if r != "all"] == ["figure_fig6_threshold"]
+    # (the runtime table sums every job's benchmark file, so it follows any rerun)
+    rerun = [r for r in executed_rules(proc) if r not in ("all", "runtimes")]
+    assert rerun == ["figure_fig6_threshold"]
 
 
 def test_report_renders(smoke):
@@ -108,7 +111,7 @@ def test_one_figure_plans_only_the_shards_of_its_experiments(tmp_path, fig):
     shards = planned_shards(proc)
     assert {exp for exp, _ in shards} == set(fig.experiments.values())
     threshold = "rule threshold_shard" in proc.stdout + proc.stderr
-    assert threshold == fig.study_wide()
+    assert threshold == bool({"thresholds", "step_thresholds"} & set(fig.tables))
 
 
 def test_a_new_step_multiple_reruns_only_its_new_shards(smoke, tmp_path):

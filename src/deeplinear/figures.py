@@ -65,12 +65,6 @@ class Figure:
                 out[param] = f"{tables_dir}/experiments/{exp}/{EXPERIMENT_TABLES[table]}"
         return out
 
-    def study_wide(self) -> bool:
-        """Whether the figure reads a study-wide table (the threshold search)."""
-        return any(
-            (spec[1] if isinstance(spec, tuple) else spec) is None for spec in self.tables.values()
-        )
-
 
 FIGURES: tuple[Figure, ...] = (
     Figure(

@@ -3,7 +3,7 @@ rule dataset:
     output:
         npz=f"{RESULTS}/data/{{dataset}}.npz",
     params:
-        spec=lambda wc: PLAN.datasets[wc.dataset],
+        digest=lambda wc: plan.digest(PLAN.datasets[wc.dataset])[:16],
     conda:
         ENV
     log:
