@@ -26,7 +26,9 @@ for fig in figures.FIGURES:
             f"{RESULTS}/logs/figures/{fig.name}.log",
         benchmark:
             f"{RESULTS}/benchmarks/figures/{fig.name}.tsv"
+        threads: 1
         shell:
-            "python -m papermill {input.notebook} {output.notebook} {params.args} "
+            # one BLAS thread: a figure's numbers do not depend on the machine's load
+            "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python -m papermill {input.notebook} {output.notebook} {params.args} "
             "-p out_pdf {output.pdf} -p out_png {output.png} "
             "--no-progress-bar --log-output > {log} 2>&1"
