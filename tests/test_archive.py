@@ -730,4 +730,3 @@ def member_hashes(tarball: bytes) -> dict[str, str]:
             for m in tar.getmembers()
             if m.isfile()
         }
-

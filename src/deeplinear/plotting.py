@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from deeplinear import stats
 from deeplinear.io import atomic_path
 
 #: Readable names of the run statuses (theory.md 12), in plotting order.
@@ -367,27 +368,26 @@ def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def per_layer_factor(depth: np.ndarray, eta: np.ndarray) -> float:
-    """Fitted factor ``q`` of ``eta ~ c q^N``: ``exp`` of the least-squares slope of
-    ``log eta`` against ``N`` over the finite positive values (NaN with fewer than two
-    depths). ``q = 1`` is no decay with depth, ``q = 1/2`` halving per layer."""
-    depth, eta = np.asarray(depth, dtype=float), np.asarray(eta, dtype=float)
+def _log_slope(x: np.ndarray, eta: np.ndarray) -> float:
+    """Least-squares slope of ``log eta`` against ``x`` over the finite positive ``eta``
+    (:func:`deeplinear.stats.line_fits`); NaN with fewer than two distinct ``x``."""
+    x, eta = np.asarray(x, dtype=float), np.asarray(eta, dtype=float)
     ok = np.isfinite(eta) & (eta > 0)
-    if np.unique(depth[ok]).size < 2:
+    if np.unique(x[ok]).size < 2:
         return float("nan")
-    slope = np.polyfit(depth[ok], np.log(eta[ok]), 1)[0]
-    return float(np.exp(slope))
+    return float(stats.line_fits(x[ok], np.log(eta[ok]))[1])
+
+
+def per_layer_factor(depth: np.ndarray, eta: np.ndarray) -> float:
+    """Fitted factor ``q`` of ``eta ~ c q^N`` (NaN with fewer than two depths). ``q = 1``
+    is no decay with depth, ``q = 1/2`` halving per layer."""
+    return float(np.exp(_log_slope(depth, eta)))
 
 
 def depth_power(depth: np.ndarray, eta: np.ndarray) -> float:
-    """Fitted exponent ``p`` of ``eta ~ c N^p``: the least-squares slope of ``log eta``
-    against ``log N`` over the finite positive values (NaN with fewer than two depths).
-    A polynomial decay has a constant ``p``; an exponential one looks ever steeper."""
-    depth, eta = np.asarray(depth, dtype=float), np.asarray(eta, dtype=float)
-    ok = np.isfinite(eta) & (eta > 0)
-    if np.unique(depth[ok]).size < 2:
-        return float("nan")
-    return float(np.polyfit(np.log(depth[ok]), np.log(eta[ok]), 1)[0])
+    """Fitted exponent ``p`` of ``eta ~ c N^p`` (NaN with fewer than two depths). A
+    polynomial decay has a constant ``p``; an exponential one looks ever steeper."""
+    return _log_slope(np.log(np.asarray(depth, dtype=float)), eta)
 
 
 def exponential_reference(
