@@ -41,11 +41,17 @@ def copy_project(dest: Path) -> Path:
 SMOKE = Path("results/smoke")
 
 
+def venv_env() -> dict[str, str]:
+    """This environment with this interpreter's bin first on PATH, so rules' `python` is ours."""
+    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     """Snakemake of this interpreter's environment; its rules find `python` on PATH there."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(
+        cmd, cwd=workdir, capture_output=True, text=True, timeout=900, env=venv_env()
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
