@@ -13,7 +13,8 @@ with io.script_log(sm.log[0], f"aggregate {name}") as say:
     for path in [*sm.input.summaries, *sm.input.trajectories]:
         shard = Path(path).name.removesuffix(".summary.csv").removesuffix(".parquet")
         expected[path] = [run.run_id for run in shards[shard]]
-    runs = experiments.collect({p: io.read_table(p) for p in sm.input.summaries}, expected)
+    summaries = {p: io.read_table(p) for p in sm.input.summaries}
+    runs = experiments.collect(summaries, expected, experiments.RUNS_COLUMNS)
     traj = {p: io.read_table(p) for p in sm.input.trajectories}
     for path, table in traj.items():  # every planned run has a trajectory, nothing else
         experiments.check_shard(table.drop_duplicates(["run_id"]), expected[path], path)

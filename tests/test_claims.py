@@ -21,7 +21,8 @@ RUN = {
     "init_scale": 1.0, "init_rank": 3, "init_xi": 0.0, "init_spread": 0.1,
     "step_rule": "constant", "step_multiple": 1.0, "eta_bound": 1.0, "eos_eta": 100.0,
     "status": "converged", "decrease_failures": 0, "drift_failures": 0, "norm_failures": 0,
-    "budget_capped": False, "global_optimal": True, "rank_optimal": True, "final_rank": 3,
+    "budget_capped": False, "gtol": 1e-9, "global_optimal": True, "rank_optimal": True,
+    "final_rank": 3,
     "escape_level": np.nan, "escape_time": np.nan,
 }  # fmt: skip
 
@@ -81,6 +82,20 @@ def test_claim1_fails_when_runs_with_their_full_flow_time_did_not_converge():
     assert claims.claim1(t)["verdict"] == NS
     t.loc[:2, "budget_capped"] = True  # their budget was cut: left out, 47 / 47
     assert claims.claim1(t)["verdict"] == S
+
+
+def test_claim1_leaves_out_runs_without_a_convergence_stop_only():
+    # gtol = 0 (a fixed-budget replication): such a run ends budget_exhausted by design
+    t = runs(50)
+    t.loc[:2, ["status", "gtol"]] = ["budget_exhausted", 0.0]
+    row = claims.claim1(t)
+    assert row["verdict"] == S and "3 more without a convergence stop" in row["measured"]
+    t.loc[3:5, "status"] = "budget_exhausted"  # with a stop and not converged: 44 / 47
+    assert claims.claim1(t)["verdict"] == NS
+    broken = runs(30, gtol=0.0, status="budget_exhausted")
+    broken.loc[4, "norm_failures"] = 1  # the guarantees are still checked on every run
+    assert claims.claim1(pd.concat([runs(30), broken]))["verdict"] == NS
+    assert claims.claim1(runs(30, gtol=0.0, status="budget_exhausted"))["verdict"] == INC
 
 
 def test_claim1_leaves_out_starts_on_the_balanced_rank_deficient_set_only():

@@ -149,6 +149,10 @@ def test_tables_that_miss_or_double_a_planned_run_are_errors_naming_the_shard():
     extra = pd.concat([good, pd.DataFrame({"run_id": ["z"], "x": [0]})])
     with pytest.raises(InputError, match="unexpected"):
         experiments.collect({"s1.csv": extra}, {"s1.csv": planned})
+    # a shard of an older version of the code (a column it did not write yet)
+    assert len(experiments.collect({"s1.csv": good}, {"s1.csv": planned}, ["run_id", "x"])) == 3
+    with pytest.raises(InputError, match=r"s1.csv .*columns missing: y.*snakemake --force s1.csv"):
+        experiments.collect({"s1.csv": good}, {"s1.csv": planned}, ["run_id", "x", "y"])
 
 
 def test_every_figure_reads_only_its_own_experiments_tables():

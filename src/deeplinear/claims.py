@@ -49,7 +49,8 @@ _BOOT = f"bootstrap ({stats.N_BOOT} resamples, generator seed {stats.BOOT_SEED})
 
 RULES = {
     1: "runs within the bound are those with step multiple <= 1; eligible are those of "
-    "them that got their full gradient-flow time (not budget_capped) from starts off the "
+    "them that got their full gradient-flow time (not budget_capped), had a convergence "
+    "stop (gtol > 0: with gtol = 0 a run always ends budget_exhausted) and start off the "
     "balanced rank-deficient set (init balanced or near_balanced with init_rank below the "
     "bottleneck: they sit on a plateau by design, theory.md 8). Not supported if a run "
     "within the bound broke sufficient decrease, the balance-drift bound or the "
@@ -179,7 +180,7 @@ def _flag(series: pd.Series) -> pd.Series:
 
 RUN_COLUMNS_1 = [
     "depth", "widths", "init", "init_rank", "status", "decrease_failures", "drift_failures",
-    "norm_failures", "budget_capped",
+    "norm_failures", "budget_capped", "gtol",
 ]  # fmt: skip
 
 
@@ -196,16 +197,17 @@ def claim1(runs: pd.DataFrame) -> dict:
     }
     diverged = int((w["status"] == "diverged").sum())
     capped = _flag(w["budget_capped"])
-    plateau = _deficient(w, ("balanced", "near_balanced"))
-    e = w[~capped & ~plateau]
+    no_stop = ~capped & ~(w["gtol"] > 0)
+    plateau = _deficient(w, ("balanced", "near_balanced")) & ~capped & ~no_stop
+    e = w[~capped & ~no_stop & ~plateau]
     n_conv = int((e["status"] == "converged").sum())
     frac = n_conv / len(e) if len(e) else np.nan
     broke = ", ".join(f"{k} {v}" for k, v in counts.items())
     measured = (
         f"runs that broke a guarantee: {broke}; diverged {diverged}; converged "
         f"{n_conv}/{len(e)} ({frac:.1%}) eligible runs (left out: {int(capped.sum())} "
-        f"budget-capped, {int((plateau & ~capped).sum())} more from the balanced "
-        f"rank-deficient set)"
+        f"budget-capped, {int(no_stop.sum())} more without a convergence stop, "
+        f"{int(plateau.sum())} more from the balanced rank-deficient set)"
     )
     if sum(counts.values()) or diverged:
         verdict = NOT_SUPPORTED

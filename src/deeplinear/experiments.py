@@ -39,6 +39,7 @@ RUNS_COLUMNS = (
     "eos_eta_max",
     "iterations",
     "budget_capped",
+    "gtol",
     "flow_time",
     "status",
     "initial_loss",
@@ -190,6 +191,7 @@ def summarize(
                 "eos_eta_max": eos_eta_max,
                 "iterations": int(result.iterations[i]),
                 "budget_capped": settings.capped(eta[i]),
+                "gtol": settings.gtol,
                 "flow_time": float(gd.flow_time(eta[i], run.alpha, run.tau, result.iterations[i])),
                 "status": result.status[i],
                 "initial_loss": result.initial_loss[i],
@@ -378,12 +380,30 @@ def check_shard(table: pd.DataFrame, expected: Sequence[str], source: str) -> No
         )
 
 
+def check_columns(table: pd.DataFrame, columns: Sequence[str], source: str) -> None:
+    """Raise :class:`InputError` naming ``source`` unless ``table`` has exactly ``columns``
+    (a shard written by another version of the code)."""
+    missing = [c for c in columns if c not in table.columns]
+    extra = [c for c in table.columns if c not in columns]
+    if missing or extra:
+        raise InputError(
+            f"{source} was written by another version of the code (columns missing: "
+            f"{', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'}). "
+            f"Rebuild it with: snakemake --force {source}"
+        )
+
+
 def collect(
-    tables: Mapping[str, pd.DataFrame], plan_ids: Mapping[str, Sequence[str]]
+    tables: Mapping[str, pd.DataFrame],
+    plan_ids: Mapping[str, Sequence[str]],
+    columns: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Shard tables (``source -> table``) concatenated and sorted by ``run_id``, each checked
-    against the run ids its shard's plan holds (``source -> ids``)."""
+    against the run ids its shard's plan holds (``source -> ids``) and, if given, against
+    ``columns``."""
     for source, table in tables.items():
+        if columns is not None:
+            check_columns(table, columns, source)
         check_shard(table, plan_ids[source], source)
     out = pd.concat(list(tables.values()), ignore_index=True)
     return out.sort_values("run_id", kind="stable", ignore_index=True)
