@@ -13,7 +13,7 @@ For each (depth N, width d, batch B) it prints, measured in one run on this mach
 - a scaling table: time per run-iteration against width at depth 5 and against depth at
   width 20 (batch 16), with fitted log-log slopes next to those of the flop count.
 
-``--profile`` adds a per-operation breakdown of one engine iteration at the four cases.
+``--profile`` adds a per-operation breakdown of one engine iteration at every case.
 Everything runs with one BLAS thread: ratios, not absolute times, are what to compare.
 See benchmarks/README.md for recorded results.
 """
@@ -28,7 +28,9 @@ from threadpoolctl import threadpool_limits
 
 from deeplinear import data, gd, init, model
 
-CASES = [(3, 10, 64), (5, 20, 64), (5, 64, 16), (10, 20, 64)]
+#: Four reference shapes, then the shape of a typical shard of the default config (width
+#: 10, a block of 10 seeds), where fixed per-iteration costs outweigh the products.
+CASES = [(3, 10, 64), (5, 20, 64), (5, 64, 16), (10, 20, 64), (5, 10, 10)]
 M = 200
 SCALING_BATCH = 16
 LONG = 6  # the "long run" column: one run this many times as long as the calibrated one
