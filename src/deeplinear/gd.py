@@ -242,7 +242,15 @@ class _Batch:
         d_x, d_y = widths[0], widths[-1]
         self.sizes = [widths[j + 1] * widths[j] for j in range(N)]
         self.offsets = np.concatenate([[0], np.cumsum(self.sizes)])
-        self.equal_sizes = len(set(self.sizes)) == 1
+        # Runs of consecutive layers of equal size ([d_x, h, ..., h, d_y]: at most three),
+        # as (first layer, number of layers, size): one reduction per run of layers.
+        self.groups = []
+        for j, size in enumerate(self.sizes):
+            if self.groups and self.groups[-1][2] == size:
+                first, n, _ = self.groups[-1]
+                self.groups[-1] = (first, n + 1, size)
+            else:
+                self.groups.append((j, 1, size))
         self.Wflat = np.empty((B, self.offsets[-1]))
         self.Gflat = np.empty_like(self.Wflat)
         for j in range(N):
@@ -266,7 +274,9 @@ class _Batch:
         self.W = [self.layer(self.Wflat, j) for j in range(self.N)]
         self.G = [self.layer(self.Gflat, j) for j in range(self.N)]
         o = self.offsets
-        self.Gl = [self.Gflat[:b, o[j] : o[j + 1]] for j in range(self.N)]
+        self.Gg = [
+            self.Gflat[:b, o[j] : o[j + n]].reshape(b, n, size) for j, n, size in self.groups
+        ]
         self.pre = [self.W[0]] + [p[:b] for p in self.prefix[1:]]
         # P as a (b, d_y, d_x) view: of P^T for N > 1, of W_1 for N = 1
         self.Ptv = self.Pt[:b] if self.N > 1 else _t(self.W[0])
@@ -338,10 +348,9 @@ class _Batch:
 
     def step_norms(self) -> np.ndarray:
         """``||eta G_j||_F^2`` per active run and layer, shape ``(b, N)``."""
-        if self.equal_sizes:  # one reduction over a (b, N, size) view
-            G = self.Gflat[: self.b].reshape(self.b, self.N, self.sizes[0])
-            return np.vecdot(G, G)
-        return np.stack([np.vecdot(g, g) for g in self.Gl], axis=1)
+        if len(self.Gg) == 1:  # one reduction over a (b, N, size) view
+            return np.vecdot(self.Gg[0], self.Gg[0])
+        return np.concatenate([np.vecdot(g, g) for g in self.Gg], axis=1)
 
     def update(self) -> None:
         """``W_j <- W_j - eta G_j`` for every layer at once."""
@@ -728,9 +737,10 @@ def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
     N = batch.N
     ub = runs.anchor + runs.inc
     need = ub > runs.trigger
-    if runs.bounded:
+    past = ub > runs.limit if runs.bounded else None
+    if past is not None and _any(past):  # else no bound is broken: lower <= upper bound
         fail = runs.anchor - runs.inc > runs.limit
-        need |= (ub > runs.limit) & ~fail
+        need |= past & ~fail
         sure = ~need.any(axis=1)
         runs.norm_failures += sure & np.any(fail[:, :N], axis=1)
         runs.drift_failures += sure & np.any(fail[:, N:], axis=1)
