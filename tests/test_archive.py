@@ -701,7 +701,8 @@ def test_make_archive_is_stable_across_rerenders_and_verifies(smoke, monkeypatch
     if again != content:  # name the members that differ (a byte diff of a tarball is useless)
         first, second = member_hashes(content), member_hashes(again)
         changed = sorted(k for k in first.keys() | second.keys() if first.get(k) != second.get(k))
-        raise AssertionError(f"archive changed across a re-render; members: {changed}")
+        where = {k: first_difference(content, again, k) for k in changed if k.endswith(".html")}
+        raise AssertionError(f"archive changed across a re-render; members: {changed}; {where}")
     assert (smoke / SMOKE / "report.html").read_bytes() != report
     published = hashlib.sha256(content).hexdigest()
     proc = verify(archive, smoke, "--sha256", published)
@@ -720,6 +721,17 @@ def test_make_archive_is_stable_across_rerenders_and_verifies(smoke, monkeypatch
         "Makefile",
     ):
         assert f"OK {member}" in proc.stdout, member
+
+
+def first_difference(first: bytes, second: bytes, member: str, context: int = 300) -> str:
+    """The text around the first difference of one member of two .tar.gz given as bytes."""
+    texts = []
+    for tarball in (first, second):
+        with tarfile.open(fileobj=io.BytesIO(tarball), mode="r:gz") as tar:
+            texts.append(tar.extractfile(member).read().decode("utf-8", "replace"))
+    a, b = texts
+    i = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return f"at {i}: {a[max(0, i - context) : i + 80]!r} != {b[max(0, i - context) : i + 80]!r}"
 
 
 def member_hashes(tarball: bytes) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -354,3 +355,25 @@ def test_of_experiment_filters_and_names_a_missing_experiment():
     assert plotting.of_experiment(one, "rank") is one
     with pytest.raises(ValueError, match="'stepsize'"):
         plotting.of_experiment(table, "stepsize")
+
+
+def test_save_freezes_the_layout_at_rounded_positions(tmp_path):
+    # constrained layout's positions can differ in the last bit between processes; the
+    # saved figure uses them rounded, so its bytes do not
+    fig = plt.figure(figsize=(6, 5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[2, 1])
+    axes = [*top.subplots(1, 2), bottom.subplots()]
+    for ax in axes:
+        ax.plot([1, 2, 3], [3, 1, 2], label="x")
+    top.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center")
+    plotting.save(fig, tmp_path / "f.pdf", tmp_path / "f.png")
+    scale = 10**plotting.LAYOUT_DECIMALS
+    for ax in axes:
+        bounds = np.asarray(ax.get_position().bounds) * scale
+        assert np.allclose(bounds, np.round(bounds), rtol=0, atol=1e-6)
+    points = bottom.bbox_relative.get_points() * scale
+    assert np.allclose(points, np.round(points), rtol=0, atol=1e-6)
+    first = (tmp_path / "f.pdf").read_bytes()
+    plotting.save(fig, tmp_path / "g.pdf", tmp_path / "g.png")
+    assert (tmp_path / "g.pdf").read_bytes() == first
+    plt.close(fig)

@@ -439,8 +439,35 @@ def setup(context: str = "paper", dpi: int = 150) -> None:
     plt.rcParams.update({"figure.dpi": dpi, "savefig.dpi": dpi, "savefig.bbox": "tight"})
 
 
+#: Decimals (of figure fractions) to which :func:`freeze_layout` rounds every position.
+LAYOUT_DECIMALS = 6
+
+
+def freeze_layout(fig: plt.Figure, decimals: int = LAYOUT_DECIMALS) -> None:
+    """Place everything once with the figure's layout engine, then fix every subfigure and
+    axes at its place rounded to ``decimals`` and switch the engine off.
+
+    The constrained layout solver visits hash- and address-ordered sets, so its positions
+    can differ in the last bit between two processes, and a written coordinate then rounds
+    to a different last digit: the same tables gave figures with different bytes. Rounded
+    positions are the same in every process (sub-pixel moves, invisible).
+    """
+    fig.canvas.draw()
+    fig.set_layout_engine("none")
+    figures = [fig]
+    while figures:
+        f = figures.pop()
+        for sub in f.subfigs:
+            sub.bbox_relative.set_points(np.round(sub.bbox_relative.get_points(), decimals))
+            figures.append(sub)
+        for ax in f.axes:
+            ax.set_position(np.round(ax.get_position().bounds, decimals))
+
+
 def save(fig: plt.Figure, pdf: str | os.PathLike, png: str | os.PathLike) -> None:
-    """Write PDF and PNG atomically and without timestamps, so reruns are byte-identical."""
+    """Write PDF and PNG atomically and without timestamps, with the layout frozen
+    (:func:`freeze_layout`), so reruns are byte-identical."""
+    freeze_layout(fig)
     for path, meta in ((pdf, {"CreationDate": None, "Producer": None}), (png, {"Software": None})):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
