@@ -395,15 +395,23 @@ def executed_notebook(stamp: str, seconds: float, cell_id: str) -> str:
     return json.dumps(nb, indent=1, sort_keys=True) + "\n"
 
 
-def report_html(values: list[dict], results: dict, rules: dict) -> str:
+#: Edges of a rule graph as Snakemake's report draws them (one per pair of jobs).
+LINK_A_B = {"source": 0, "target": 1, "sourcerule": "a", "targetrule": "b", "value": 1}
+LINK_B_C = {"source": 1, "target": 2, "sourcerule": "b", "targetrule": "c", "value": 1}
+
+
+def report_html(values: list[dict], results: dict, rules: dict, links=(LINK_A_B,)) -> str:
     """A page with the data blocks of Snakemake's HTML report."""
     spec = {"description": "Runtimes of jobs.", "data": {"values": values}, "mark": "point"}
+    graph = {"data": [{"name": "node-data", "values": [{"rule": "a"}, {"rule": "b"}]}]}
+    graph["data"].append({"name": "link-data", "values": list(links)})
     blocks = {
         "results": results,
         "categories": {"Figures": {"Other": list(results)}},
         "runtimes_spec": spec,
         "timeline_spec": {**spec, "description": "Timeline of jobs."},
         "rules": rules,
+        "rulegraph_spec": graph,
     }
     body = "".join(
         f'    <script id="{key.removesuffix("_spec")}">\n    var {key} = {json.dumps(value)};\n'
@@ -422,11 +430,13 @@ def test_executed_notebooks_and_the_report_are_archived_without_timings(tree):
     notebook.write_text(executed_notebook("2026-01-01T00:00:00", 1.5, "aaaa1111"))
     results = {"figures/a.png": {"size": "1 KB"}, "results/provenance.json": {"size": "2 KB"}}
     rules = {"a": {"n_jobs": 1}, "b": {"n_jobs": 2}}
-    report.write_text(report_html([{"rule": "a", "runtime": 1.0}], results, rules))
+    links = [LINK_A_B, LINK_B_C, LINK_A_B]  # the same edge once per pair of jobs
+    report.write_text(report_html([{"rule": "a", "runtime": 1.0}], results, rules, links))
     first = build(tree, "d1")
     notebook.write_text(executed_notebook("2026-02-02T11:11:11", 9.25, "bbbb2222"))
     results, rules = dict(reversed(results.items())), dict(reversed(rules.items()))
-    report.write_text(report_html([{"rule": "a", "runtime": 7.0}], results, rules))
+    links = [LINK_B_C, LINK_A_B]
+    report.write_text(report_html([{"rule": "a", "runtime": 7.0}], results, rules, links))
     second = build(tree, "d2")
     assert first.read_bytes() == second.read_bytes()
     with tarfile.open(first, "r:gz") as tar:

@@ -85,6 +85,9 @@ INJECTED = "injected-parameters"
 REPORT_EXECUTION_SPECS = ("runtimes_spec", "timeline_spec")
 #: The report's data whose order follows Python's set and hash order.
 REPORT_UNORDERED = ("results", "categories", "rules")
+#: The rule graph: its links are job-to-job edges drawn between rules, so how often an
+#: edge repeats follows the jobs Snakemake looked at, not the results.
+REPORT_GRAPH = "rulegraph_spec"
 REPORT_MARKER = b'<script id="runtimes">'
 
 
@@ -179,12 +182,14 @@ def canonical_report(data: bytes) -> bytes:
     blocks. The job runtimes and the job timeline (``runtimes_spec``, ``timeline_spec``) get
     empty ``data.values`` (the charts stay, empty); ``results``, ``categories`` and ``rules``,
     whose order follows Python's set and hash order, are written with sorted keys (and sorted
-    lists of results per category). Other HTML is returned unchanged.
+    lists of results per category); the rule graph's links (job edges drawn between rules,
+    repeated once per job pair Snakemake looked at) are kept once each, sorted. Other HTML
+    is returned unchanged.
     """
     if REPORT_MARKER not in data:
         return data
     text = data.decode("utf-8")
-    for name in (*REPORT_EXECUTION_SPECS, *REPORT_UNORDERED):
+    for name in (*REPORT_EXECUTION_SPECS, *REPORT_UNORDERED, REPORT_GRAPH):
         pattern = re.compile(rf'(<script id="[\w-]+">\s*var {name} = )(.*?)(;\s*</script>)', re.S)
         match = pattern.search(text)
         if match is None:
@@ -195,6 +200,11 @@ def canonical_report(data: bytes) -> bytes:
         value = json.loads(match.group(2))
         if name in REPORT_EXECUTION_SPECS and isinstance(value.get("data"), dict):
             value["data"]["values"] = []
+        if name == REPORT_GRAPH:
+            for data in value.get("data", []):
+                if str(data.get("name", "")).startswith("link-data"):
+                    unique = {json.dumps(link, sort_keys=True) for link in data["values"]}
+                    data["values"] = [json.loads(link) for link in sorted(unique)]
         if name == "categories":
             value = {
                 cat: {sub: sorted(paths) for sub, paths in subcats.items()}
