@@ -17,7 +17,8 @@ CHECK  = $(BIN)/python -m deeplinear.plan check $(or $(1),config/config.yaml)
 RESULTS_DIR = $$($(BIN)/python -m deeplinear.plan get results_dir $(CONFIG_FILE))
 # Rules run `python` from their environment: with .venv, that is .venv/bin/python.
 export PATH := $(abspath $(BIN)):$(PATH)
-# A fixed string hash: parts of Snakemake's report follow Python's hash order.
+# A fixed string hash for everything make starts (the archive also canonicalizes the parts
+# of Snakemake's report that follow hash order: deeplinear.archive.canonical_report).
 export PYTHONHASHSEED := 0
 
 .PHONY: reproduce readme test lint smoke figure bench archive verify-archive clean help

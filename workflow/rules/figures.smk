@@ -29,8 +29,8 @@ for fig in figures.FIGURES:
         threads: 1
         shell:
             # One BLAS thread: a figure's numbers do not depend on the machine's load. A fixed
-            # string hash: matplotlib's constrained layout iterates over hash-ordered sets,
-            # and the rounding of a coordinate (hence the figure's bytes) followed the seed.
+            # string hash: no hash order reaches a figure (plotting.save also freezes the
+            # layout at rounded positions, which is what keeps the bytes equal).
             "OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 "
             "python -m papermill {input.notebook} {output.notebook} {params.args} "
             "-p out_pdf {output.pdf} -p out_png {output.png} "
