@@ -26,7 +26,7 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from deeplinear import data, gd, init, model
+from deeplinear import data, gd, init, model, theory
 
 #: Four reference shapes, then the shape of a typical shard of the default config (width
 #: 10, a block of 10 seeds), where fixed per-iteration costs outweigh the products.
@@ -79,25 +79,36 @@ def naive_loop(W: list[np.ndarray], X: np.ndarray, Y: np.ndarray, eta: float, it
 
 
 def setup(N: int, d: int, B: int):
-    """Data, problem, ``B`` Gaussian starts and a small step (no run diverges)."""
+    """Data, problem, ``B`` balanced starts (scale 0.5, as in the default config) and, per
+    start, the certified step size and bounds of theory.md 6 (as the experiments run)."""
     ds = data.synthetic(d, d, M, rank=d // 2, noise=0.1, seed=1)
     prob = model.precompute(ds.X, ds.Y)
-    runs = [init.gaussian([d] * (N + 1), 1.0, seed) for seed in range(B)]
-    return ds, prob, runs, init.stack(runs), 0.1 / (prob.lam_max * N)
+    runs = [init.balanced([d] * (N + 1), 0.5, seed) for seed in range(B)]
+    certs = [theory.certified_step_size(ds.X, ds.Y, W) for W in runs]
+    bounds = {"drift_bound": [c.drift_bound for c in certs], "norm_bound": [c.K for c in certs]}
+    return ds, prob, runs, init.stack(runs), np.array([c.eta for c in certs]), bounds
 
 
 def engine_time(
-    N: int, d: int, B: int, seconds: float, log_every: bool = False, long: int = 1
+    N: int,
+    d: int,
+    B: int,
+    seconds: float,
+    log_every: bool = False,
+    long: int = 1,
+    bounded: bool = True,
 ) -> float:
     """Best of two seconds-long engine calls, per run-iteration (s); ``log_every`` logs
     every iterate; ``long > 1``: one call ``long`` times as long instead (start-up costs
-    such as the first exact norms of the guarantee trackers weigh less)."""
-    ds, prob, _, W0, eta = setup(N, d, B)
+    such as the first exact norms of the guarantee trackers weigh less); ``bounded=False``
+    leaves out the drift and norm bounds (the trackers then keep relative precision)."""
+    ds, prob, _, W0, eta, bounds = setup(N, d, B)
+    bounds = bounds if bounded else {}
 
     def engine(iters: int) -> float:
         points = iters + 1 if log_every else 2
         t = time.perf_counter()
-        gd.run(ds.X, ds.Y, W0, eta, iters, gtol=0, problem=prob, log_points=points)
+        gd.run(ds.X, ds.Y, W0, eta, iters, gtol=0, problem=prob, log_points=points, **bounds)
         return time.perf_counter() - t
 
     iters = max(20, int(seconds / max(engine(20) / 20, 1e-9)))
@@ -107,12 +118,12 @@ def engine_time(
 
 
 def measure(N: int, d: int, B: int, seconds: float) -> dict[str, float]:
-    ds, _, runs, _, eta = setup(N, d, B)
+    ds, _, runs, _, eta, _ = setup(N, d, B)
     t_engine = engine_time(N, d, B, seconds)
 
     def naive(iters: int) -> float:
         t = time.perf_counter()
-        naive_loop(runs[0], ds.X, ds.Y, eta, iters)
+        naive_loop(runs[0], ds.X, ds.Y, eta[0], iters)
         return (time.perf_counter() - t) / iters
 
     naive_iters = max(20, int(seconds / 6 / max(naive(5), 1e-9)))
@@ -124,6 +135,7 @@ def measure(N: int, d: int, B: int, seconds: float) -> dict[str, float]:
         "matmul_gflops": batched_matmul_rate(d, B),
         "long_us": engine_time(N, d, B, seconds, long=LONG) * 1e6,
         "engine_us": t_engine * 1e6,
+        "unbounded_us": engine_time(N, d, B, seconds, bounded=False) * 1e6,
         "naive_us": t_naive * 1e6,
         "gflops": engine_flops(N, d) / t_engine / 1e9,
     }
@@ -149,9 +161,8 @@ def profile(N: int, d: int, B: int, seconds: float) -> list[tuple[str, float]]:
     iteration of :func:`gd.run`: the stopping tests, the sufficient-decrease test, the
     guarantee trackers and their exact recomputations, compaction and Python overhead.
     """
-    _, prob, _, W0, eta = setup(N, d, B)
+    _, prob, _, W0, etas, _ = setup(N, d, B)
     batch = gd._Batch([d] * (N + 1), W0)
-    etas = np.full(B, eta)
     batch.step_direction(prob, etas)
     repeats = max(10, int(0.05 / max(best_time(lambda: batch.step_direction(prob, etas), 3), 1e-9)))
     ops = [
@@ -224,6 +235,12 @@ def main() -> None:
             f"{N:>3} {d:>5} {B:>5} | {r['long_us']:>9.2f} us  "
             f"naive {r['naive_us'] / r['long_us']:.1f}x  "
             f"{100 * engine_flops(N, d) / r['long_us'] / 1e3 / peak:.0f}% of GEMM"
+        )
+    print("without drift and norm bounds (calibrated calls), us per run-iteration:")
+    for (N, d, B), r in rows:
+        print(
+            f"{N:>3} {d:>5} {B:>5} | {r['unbounded_us']:>9.2f} us  "
+            f"{r['unbounded_us'] / r['engine_us']:.2f}x the bounded engine"
         )
     print(
         f"\nlogging every iterate at (5, 20, 64): {logged * 1e6:.2f} us/run-iter against "

@@ -92,18 +92,35 @@ def exact_maxima(ds, W, eta, iters):
     return drift, norm
 
 
+@pytest.mark.parametrize("bounded", [False, True])
 @pytest.mark.parametrize("multiple", [1.0, 30.0])
-def test_running_maxima_bound_the_exact_maxima_tightly(multiple):
+def test_running_maxima_bound_the_exact_maxima_tightly(multiple, bounded):
+    """Without bounds the running maxima are within TRACK_RTOL / NORM_RTOL of the exact
+    maxima; with bounds, within those fractions of the larger of maximum and bound. The
+    bounds here are 3 times the exact maxima: the bounded runs' maxima are looser, never
+    beyond the stated precision, and never above the bounds."""
     ds, runs, bounds = small_problem(3)
     eta = multiple * np.array([b.eta for b in bounds])
-    res = gd.run(ds.X, ds.Y, init.stack(runs), eta, 60 if multiple > 1 else 400, gtol=0)
-    for b, W in enumerate(runs):
-        drift, norm = exact_maxima(ds, W, eta[b], int(res.iterations[b]))
+    iters = 60 if multiple > 1 else 400
+    exact = [exact_maxima(ds, W, eta[b], iters) for b, W in enumerate(runs)]
+    drift_bound, norm_bound = (3 * np.array(v) for v in zip(*exact, strict=True))
+    limits = {"drift_bound": drift_bound, "norm_bound": norm_bound} if bounded else {}
+    res = gd.run(ds.X, ds.Y, init.stack(runs), eta, iters, gtol=0, **limits)
+    assert (res.iterations == iters).all()
+    for b in range(len(runs)):
+        drift, norm = exact[b]
         w2 = norm**2
+        drift_scale = drift_bound[b] if bounded else drift
+        norm_scale = norm_bound[b] if bounded else norm
         assert drift * (1 - 1e-9) - 1e-13 * w2 <= res.max_balance_drift[b]
-        assert res.max_balance_drift[b] <= (1 + gd.TRACK_RTOL) * drift * (1 + 1e-12) + 1e-12 * w2
         assert (
-            norm * (1 - 1e-9) <= res.max_weight_norm[b] <= (1 + gd.NORM_RTOL) * norm * (1 + 1e-12)
+            res.max_balance_drift[b]
+            <= (drift + gd.TRACK_RTOL * drift_scale) * (1 + 1e-12) + 1e-12 * w2
+        )
+        assert norm * (1 - 1e-9) <= res.max_weight_norm[b]
+        assert res.max_weight_norm[b] <= (norm + gd.NORM_RTOL * norm_scale) * (1 + 1e-12)
+        assert (
+            res.max_balance_drift[b] <= drift_bound[b] and res.max_weight_norm[b] <= norm_bound[b]
         )
 
 
@@ -152,6 +169,34 @@ def test_a_step_far_above_the_bound_registers_failures_at_the_right_iterations()
     assert cert.drift_failures[0] == np.sum(drifts > b.drift_bound) > 0
     assert cert.norm_failures[0] == 0
     assert cert.decrease_failures[0] > 0
+
+
+def test_counters_do_not_depend_on_the_batch():
+    """Runs at 10 eta_cert (above the bound, converging) in one batch: each run's counters
+    equal brute force and the counts of the run alone. Another run's recomputations once
+    made a run already counted as failing at an iterate count that iterate again."""
+    ds, runs, bounds = small_problem(3)
+    eta = 10 * np.array([b.eta for b in bounds])
+    drift_bound = np.array([b.drift_bound for b in bounds])
+    norm_bound = np.array([b.K for b in bounds])
+    iters = 400
+    res = gd.run(
+        ds.X, ds.Y, init.stack(runs), eta, iters, gtol=0,
+        drift_bound=drift_bound, norm_bound=norm_bound,
+    )  # fmt: skip
+    assert res.drift_failures.min() > 0
+    for b, W in enumerate(runs):
+        D0 = metrics.balance_matrices(W)
+        drifts = np.array(
+            [float(metrics.balance_drift(Wk, D0)) for Wk in reference(W, ds.X, ds.Y, eta[b], iters)]
+        )
+        assert np.min(np.abs(drifts - drift_bound[b])) > 1e-6 * drift_bound[b]
+        alone = gd.run(
+            ds.X, ds.Y, init.stack([W]), eta[b], iters, gtol=0,
+            drift_bound=drift_bound[b], norm_bound=norm_bound[b],
+        )  # fmt: skip
+        assert res.drift_failures[b] == alone.drift_failures[0] == np.sum(drifts > drift_bound[b])
+        assert res.norm_failures[b] == alone.norm_failures[0]
 
 
 def test_a_tiny_certified_step_does_not_fail_on_rounding():

@@ -51,9 +51,9 @@ TRAJECTORY_COLUMNS = [
 
 _UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
 
-#: Relative precision of the running maxima of the balance drift and of ``||P||_2``: a
-#: running upper bound is replaced by an exact value once it exceeds the last exact value
-#: by this factor (theory.md 12).
+#: Precision of the running maximum of the balance drift: a running upper bound is
+#: replaced by an exact value once it exceeds the run's largest exact drift by this
+#: fraction of the larger of that drift and the run's drift bound (theory.md 12).
 TRACK_RTOL = 0.25
 
 #: The same for the layer norms (their maximum is compared with ``K``, often within 15%).
@@ -82,9 +82,10 @@ class RunResult:
       ``norm_bound`` beyond :func:`norm_allowance` (0 when no bound was given);
     - ``max_balance_drift``, ``max_weight_norm``: the maxima of those two quantities over
       all iterates ``0..iterations`` (spectral norms). Each is an upper bound of the exact
-      maximum that exceeds it by at most a relative :data:`TRACK_RTOL` (drift; or by the
-      rounding allowance at rounding level) or :data:`NORM_RTOL` (norms); it never exceeds
-      a given bound unless the exact value does.
+      maximum ``M`` that exceeds it by at most :data:`TRACK_RTOL` (drift) or
+      :data:`NORM_RTOL` (norms) times ``max(M, bound)`` (``M`` without a bound; for the
+      drift at least the rounding allowance); it never exceeds a given bound unless the
+      exact value does.
 
     ``rank_threshold`` is the absolute threshold on the singular values of ``P R``
     (theory.md 7); ``trajectory`` one row per logged iterate with :data:`TRAJECTORY_COLUMNS`.
@@ -683,9 +684,10 @@ def _check_decrease(runs: _Runs, batch: _Batch, prob: Problem, eps, dim: int) ->
 def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N: int, dim: int):
     """Record exact values ``v`` of the tracked quantities ``(r[i], c[i])`` (run row,
     column) at iterate ``k``: new anchors, failure limits (bound plus rounding allowance)
-    and trigger levels. A running bound asks for a new exact value once it exceeds the last
-    exact value by a relative :data:`TRACK_RTOL` (for drift: the largest exact drift of the
-    run so far, or the rounding floor), or once it could cross the run's bound."""
+    and trigger levels. A running bound asks for a new exact value once it exceeds the
+    largest exact value of its kind in the run by :data:`NORM_RTOL` (norms) or
+    :data:`TRACK_RTOL` (drift, at least the rounding allowance) times the larger of that
+    value and the run's bound, or once it could cross the run's bound."""
     # The bound before this anchor never exceeded its trigger and only grew since the last
     # anchor: min(bound now, trigger) bounds every iterate of that stretch.
     ub = np.minimum(runs.anchor[r, c] + runs.inc[r, c], runs.trigger[r, c])
@@ -694,12 +696,13 @@ def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N:
     runs.inc[r, c] = 0.0
     is_norm = c < N
     bound = np.where(is_norm, runs.norm_bound[r], runs.drift_bound[r])
-    # Norms: a layer below the largest exact layer norm of its run cannot raise the run's
-    # maximum, so its bound may grow up to that level before it needs an exact value.
+    # `base`: the level the run's maximum is known to have reached. Norms: the largest exact
+    # layer norm of the run (a layer below it cannot raise the run's maximum, so its bound
+    # may grow up to that level before it needs an exact value); drift: the largest exact
+    # drift of the run.
     np.maximum.at(runs.norm_exact, r[is_norm], v[is_norm])
-    trig = (1.0 + np.where(is_norm, NORM_RTOL, TRACK_RTOL)) * np.maximum(
-        v, np.where(is_norm, runs.norm_exact[r], 0.0)
-    )
+    base = np.where(is_norm, runs.norm_exact[r], 0.0)
+    floor = np.zeros_like(v)
     limit = bound + norm_allowance(bound, dim, k)
     if N > 1 and not is_norm.all():
         dr = ~is_norm
@@ -710,7 +713,13 @@ def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N:
         sq += runs.norms0[rr, j + 1] ** 2
         allow = _rounding_scale(dim, k) * sq
         limit[dr] = bound[dr] + allow
-        trig[dr] = np.maximum((1.0 + TRACK_RTOL) * runs.drift_exact[rr], allow)
+        base[dr], floor[dr] = runs.drift_exact[rr], allow
+    # A running bound may exceed `base` by the relative precision times the larger of
+    # `base` and the run's bound: with a bound, the counters need no precision far below it
+    # (the drift starts at 0 and would otherwise ask for an exact value at every 25% of
+    # growth from the rounding level up).
+    scale = np.maximum(base, np.where(np.isfinite(bound), bound, 0.0))
+    trig = np.maximum(base + np.where(is_norm, NORM_RTOL, TRACK_RTOL) * scale, floor)
     # Below its bound a quantity is re-checked before it can cross it; above, the lower
     # bound anchor - inc certifies the failure until it could fall back below the limit.
     cap = np.where(v <= bound, bound, limit)
@@ -745,9 +754,11 @@ def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
         runs.norm_failures += sure & np.any(fail[:, :N], axis=1)
         runs.drift_failures += sure & np.any(fail[:, N:], axis=1)
     if _any(need):
-        # Refresh with them every quantity close to its own trigger (COALESCE): one
-        # batched recomputation now instead of many single-quantity ones soon after.
-        need |= runs.inc > COALESCE * (runs.trigger - runs.anchor)
+        # Refresh with them every quantity of the same runs close to its own trigger
+        # (COALESCE): one batched recomputation now instead of many single-quantity ones
+        # soon after. Only runs that need one: a run already decided above is counted
+        # there, and a run's counters and recomputations never depend on its batch.
+        need |= (runs.inc > COALESCE * (runs.trigger - runs.anchor)) & need.any(axis=1)[:, None]
         rows, cols = np.nonzero(need)
         vals = np.empty(rows.size)
         for c in np.unique(cols):  # norms first: drift allowances use the new norms
