@@ -98,6 +98,21 @@ def test_shards_hold_one_depth_width_multiple_and_seed_block():
         assert name.startswith(f"N{runs[0].depth}-h{runs[0].hidden}-m")
 
 
+def test_longer_shards_are_expected_to_take_longer():
+    """The scheduling priority of a shard: deeper, wider, more seeds or a smaller step
+    multiple (a longer budget) each make it larger; multiples below 1 share the cap."""
+    exp = experiment(
+        depths=[2, 5], hidden_widths=[4, 8], step_multiples=[0.5, 1, 8], seeds=4, shard_seeds=2
+    )
+    t = {name: exp.expected_seconds(name) for name in exp.shards}
+    assert t["N5-h4-m1-s00"] > t["N2-h4-m1-s00"]
+    assert t["N2-h8-m1-s00"] > t["N2-h4-m1-s00"]
+    assert t["N2-h4-m1-s00"] > t["N2-h4-m8-s00"]
+    assert t["N2-h4-m0.5-s00"] == t["N2-h4-m1-s00"] == t["N2-h4-m1-s02"]
+    more = experiment(depths=[2], hidden_widths=[4], step_multiples=[1], seeds=4, shard_seeds=4)
+    assert more.expected_seconds("N2-h4-m1-s00") > t["N2-h4-m1-s00"]
+
+
 def test_shard_digest_changes_with_runs_and_settings_only():
     a, b = experiment(), experiment(time=2.0)
     shard = next(iter(a.shards))

@@ -198,6 +198,19 @@ class Experiment:
         flops = sum(2.0 * r.hidden**3 * (3 * r.depth - 1) for r in self.shards[shard])
         return 10 + math.ceil(self.settings.max_iter * flops / flops_per_second / 60)
 
+    def expected_seconds(self, shard: str) -> float:
+        """A rough single-core estimate of a shard's run time, used only to start the longest
+        shards first (the rule's ``priority``): ``max_iter / max(1, multiple)`` iterations
+        for steps in units of the certified bound (the budget is ``T / eta``, and a larger
+        multiple leaves sooner), ``max_iter`` for absolute steps, at ``10 us N`` of array
+        operations plus the batch's flops at 30 GFLOP/s per iteration. Results never depend
+        on it."""
+        runs = self.shards[shard]
+        first = runs[0]
+        scale = max(1.0, first.step_multiple) if first.step_unit == "certified" else 1.0
+        flops = sum(2.0 * r.hidden**3 * (3 * r.depth - 1) for r in runs)
+        return self.settings.max_iter / scale * (1e-5 * first.depth + flops / 3e10)
+
     def shard_digest(self, shard: str) -> str:
         """Short hash of a shard's runs and settings: what its job's rerun depends on."""
         return digest([[r.run_id for r in self.shards[shard]], asdict(self.settings)])[:16]

@@ -17,6 +17,8 @@ rule train_shard:
     wildcard_constraints:
         experiment="|".join(map(re.escape, PLAN.experiments)),
     threads: 1
+    # Longest shards first, so that no long shard starts last and runs alone at the end.
+    priority: lambda wc: PLAN.experiments[wc.experiment].expected_seconds(wc.shard)
     resources:
         runtime=lambda wc: PLAN.experiments[wc.experiment].runtime_minutes(wc.shard),
         mem_mb=2000,
