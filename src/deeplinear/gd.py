@@ -59,8 +59,8 @@ TRACK_RTOL = 0.25
 #: The same for the layer norms (their maximum is compared with ``K``, often within 15%).
 NORM_RTOL = 0.1
 
-#: When one tracked quantity needs an exact value, every quantity whose running bound has
-#: used this fraction of the room to its own trigger is refreshed in the same batch.
+#: When one tracked quantity needs an exact value, every quantity of the same run whose
+#: running bound has used this fraction of the room to its own trigger is refreshed with it.
 COALESCE = 0.5
 
 
