@@ -83,13 +83,19 @@ def test_the_global_minimizer_of_ill_conditioned_data_has_the_target_rank():
     assert (one.trajectory["rank"] == 1).all()
 
 
+def exact_series(iterates):
+    """``max_j ||D_j(k) - D_j(0)||_2`` and ``max_j ||W_j(k)||_2`` at every iterate of
+    ``iterates`` (the first is ``W(0)``), by brute force."""
+    D0 = metrics.balance_matrices(iterates[0])
+    drifts = np.array([float(metrics.balance_drift(Wk, D0)) for Wk in iterates])
+    norms = np.array([float(metrics.weight_norms(Wk).max()) for Wk in iterates])
+    return drifts, norms
+
+
 def exact_maxima(ds, W, eta, iters):
     """``max_k max_j ||D_j(k) - D_j(0)||_2`` and ``max_k max_j ||W_j(k)||_2`` by brute force."""
-    iterates = reference(W, ds.X, ds.Y, eta, iters)
-    D0 = metrics.balance_matrices(W)
-    drift = max(float(metrics.balance_drift(Wk, D0)) for Wk in iterates)
-    norm = max(float(metrics.weight_norms(Wk).max()) for Wk in iterates)
-    return drift, norm
+    drifts, norms = exact_series(reference(W, ds.X, ds.Y, eta, iters))
+    return drifts.max(), norms.max()
 
 
 @pytest.mark.parametrize("bounded", [False, True])
@@ -145,9 +151,7 @@ def test_a_step_far_above_the_bound_registers_failures_at_the_right_iterations()
     W, b = runs[0], bounds[0]
     eta, iters = 40 * b.eta, 25
     iterates = reference(W, ds.X, ds.Y, eta, iters)
-    D0 = metrics.balance_matrices(W)
-    drifts = np.array([float(metrics.balance_drift(Wk, D0)) for Wk in iterates])
-    norms = np.array([float(metrics.weight_norms(Wk).max()) for Wk in iterates])
+    drifts, norms = exact_series(iterates)
     drift_bound, norm_bound = (np.mean(np.sort(v)[12:14]) for v in (drifts, norms))
     assert drift_bound > b.drift_bound and norm_bound < b.K  # the norm stays within K
     # far from the bounds relative to rounding: brute force decides every iterate
@@ -186,10 +190,7 @@ def test_counters_do_not_depend_on_the_batch():
     )  # fmt: skip
     assert res.drift_failures.min() > 0
     for b, W in enumerate(runs):
-        D0 = metrics.balance_matrices(W)
-        drifts = np.array(
-            [float(metrics.balance_drift(Wk, D0)) for Wk in reference(W, ds.X, ds.Y, eta[b], iters)]
-        )
+        drifts, _ = exact_series(reference(W, ds.X, ds.Y, eta[b], iters))
         assert np.min(np.abs(drifts - drift_bound[b])) > 1e-6 * drift_bound[b]
         alone = gd.run(
             ds.X, ds.Y, init.stack([W]), eta[b], iters, gtol=0,

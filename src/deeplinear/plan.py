@@ -195,7 +195,7 @@ class Experiment:
     def runtime_minutes(self, shard: str, flops_per_second: float = 2e9) -> int:
         """A generous estimate of a shard's wall time for a cluster scheduler: every run for
         ``max_iter`` iterations at ``2 d^3 (3N - 1)`` flops each (``d`` the hidden width)."""
-        flops = sum(2.0 * r.hidden**3 * (3 * r.depth - 1) for r in self.shards[shard])
+        flops = self._flops_per_iteration(shard)
         return 10 + math.ceil(self.settings.max_iter * flops / flops_per_second / 60)
 
     def expected_seconds(self, shard: str) -> float:
@@ -205,11 +205,14 @@ class Experiment:
         multiple leaves sooner), ``max_iter`` for absolute steps, at ``10 us N`` of array
         operations plus the batch's flops at 30 GFLOP/s per iteration. Results never depend
         on it."""
-        runs = self.shards[shard]
-        first = runs[0]
+        first = self.shards[shard][0]
         scale = max(1.0, first.step_multiple) if first.step_unit == "certified" else 1.0
-        flops = sum(2.0 * r.hidden**3 * (3 * r.depth - 1) for r in runs)
+        flops = self._flops_per_iteration(shard)
         return self.settings.max_iter / scale * (1e-5 * first.depth + flops / 3e10)
+
+    def _flops_per_iteration(self, shard: str) -> float:
+        """``2 d^3 (3N - 1)`` per run of the shard (``d`` the hidden width), summed."""
+        return sum(2.0 * r.hidden**3 * (3 * r.depth - 1) for r in self.shards[shard])
 
     def shard_digest(self, shard: str) -> str:
         """Short hash of a shard's runs and settings: what its job's rerun depends on."""
