@@ -19,18 +19,23 @@ def reference(W, X, Y, eta, iters, alpha=0.0, tau=1.0):
     return W
 
 
-def problem(depth: int, seed: int = 0):
+def problem(depth: int, seed: int = 0, hidden=None):
+    """Data and four near-balanced starts; ``hidden`` widths default to ``depth - 1`` fives."""
     ds = data.synthetic(4, 3, 30, 3, 0.1, seed)
-    widths = [4] + [5] * (depth - 1) + [3]
+    widths = [4, *(hidden or [5] * (depth - 1)), 3]
     runs = [init.near_balanced(widths, 0.6, s, xi=0.05) for s in range(4)]
     eta = np.array([theory.certified_step_size(ds.X, ds.Y, W).eta for W in runs])
     return ds, runs, eta
 
 
-@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+@pytest.mark.parametrize(
+    "depth, hidden",
+    # depth >= 5 with one hidden width: the middle gradients come from one batched product
+    [(1, None), (2, None), (3, None), (5, None), (8, None), (5, [5, 6, 5, 6])],
+)
 @pytest.mark.parametrize("schedule", ["constant", "decreasing"])
-def test_engine_equals_the_plain_loop(depth, schedule):
-    ds, runs, eta = problem(depth)
+def test_engine_equals_the_plain_loop(depth, hidden, schedule):
+    ds, runs, eta = problem(depth, hidden=hidden)
     res = gd.run(ds.X, ds.Y, init.stack(runs), eta, 300, schedule=schedule, tau=50, alpha=0.5)
     for b, W in enumerate(runs):
         alpha = 0.5 if schedule == "decreasing" else 0.0
@@ -49,8 +54,9 @@ def test_same_inputs_give_bitwise_identical_results():
     assert a.trajectory.equals(b.trajectory)
 
 
-def test_a_run_does_not_depend_on_its_batch():
-    ds, runs, eta = problem(3)
+@pytest.mark.parametrize("depth", [3, 6])
+def test_a_run_does_not_depend_on_its_batch(depth):
+    ds, runs, eta = problem(depth)
     mult = np.array([1.0, 500.0, 1.0, 0.5])  # run 1 diverges early: compaction happens
     together = gd.run(ds.X, ds.Y, init.stack(runs), eta * mult, 3000)
     for b in (0, 2, 3):

@@ -9,10 +9,12 @@ backward pass; nothing depends on the number of samples ``m``. All work arrays a
 allocated once and written with ``out=``. Every batched product is laid out so that BLAS
 sees plain or first-operand-transposed matrices (``A @ B^T`` with a transposed second
 operand runs at half speed in OpenBLAS for small matrices, ``benchmarks/README.md``): the
-backward pass carries ``V_j = E^T W_{N:j+1}`` instead of its transpose. The weights and
-gradients of all layers live in one flat row per run, so the update is one vectorized
-operation. Runs that converge, diverge or exhaust their budget leave the batch
-(compaction of one state object, :class:`_Runs`, and of the weight rows).
+backward pass carries ``V_j = E^T W_{N:j+1}`` instead of its transpose. The gradients of
+the middle layers depend on nothing but the carries and the prefixes, so with one hidden
+width they are one batched product (small shards are paced by the number of numpy calls,
+not by flops). The weights and gradients of all layers live in one flat row per run, so the
+update is one vectorized operation. Runs that converge, diverge or exhaust their budget
+leave the batch (compaction of one state object, :class:`_Runs`, and of the weight rows).
 
 The three guarantees of theory.md 6 are checked at every iteration (theory.md 12,
 "Guarantees checked at every iteration"): sufficient decrease directly, the balance drift
@@ -233,7 +235,10 @@ class _Batch:
     Shapes (``b`` active runs): ``W[j]``, ``G[j]`` views ``(b, d_{j+1}, d_j)`` of the flat
     rows ``Wflat``, ``Gflat``; ``pre[j] = W_{j+1:1}`` for ``j < N - 1``; ``P``, ``D = P - P*``,
     ``Z = D R``, ``E = Z R^T`` of shape ``(b, d_y, d_x)``; ``Et = eta E^T`` and the backward
-    carries ``V[j] = eta E^T W_{N:j+2}`` of shape ``(b, d_x, d_{j+1})``.
+    carries ``V[j] = eta E^T W_{N:j+2}`` of shape ``(b, d_x, d_{j+1})``. With one hidden
+    width ``h`` and ``N >= 5`` (``interior``), ``pre[1..N-2]`` and ``V[2..N-1]`` are the
+    layers of two stacks ``(N - 2, B, ., .)``, and ``backward`` writes ``G[2..N-2]`` with one
+    product of the stacks; the results are bitwise those of one product per layer.
     """
 
     def __init__(self, widths: list[int], W0: Sequence[np.ndarray]):
@@ -256,12 +261,25 @@ class _Batch:
         self.Gflat = np.empty_like(self.Wflat)
         for j in range(N):
             self.Wflat[:, self.offsets[j] : self.offsets[j + 1]] = W0[j].reshape(B, -1)
-        self.prefix = [None] + [np.empty((B, widths[j + 1], d_x)) for j in range(1, N - 1)]
+        # Hidden layers of one width h and N >= 5: the prefixes pre[1..N-2] and the carries
+        # V[2..N-1] live in two stacks, so that the gradients of the layers 2..N-2, which
+        # are independent once the carries are known, are one batched product.
+        self.interior = N >= 5 and len(set(widths[1:N])) == 1
+        if self.interior:
+            h = widths[1]
+            # layer-major, so that every prefix and carry is one contiguous (B, ., .) block
+            self.preS = np.empty((N - 2, B, h, d_x))
+            self.VS = np.empty((N - 2, B, d_x, h))
+            self.prefix = [None, *self.preS]
+            self.V = [None, None, *self.VS]
+        else:
+            self.prefix = [None] + [np.empty((B, widths[j + 1], d_x)) for j in range(1, N - 1)]
+            self.V = [None, None] + [np.empty((B, d_x, widths[j])) for j in range(2, N)]
         self.Pt = np.empty((B, d_x, d_y))  # P^T: the forward pass writes P transposed
         self.D = np.empty((B, d_x, d_y))  # (P - P*)^T
         self.Z = np.empty((B, d_x, d_y))  # Zt = R^T (P - P*)^T
         self.Et = np.empty((B, d_x, d_y))  # eta E^T = eta R Zt
-        self.V = [np.empty((B, d_x, widths[j])) for j in range(N)]  # V[j] used for j >= 2
+        self.S = np.empty((B, N))  # ||eta G_j||_F^2
         self.b = B
         self.R = self.RT = self.Pstar = None
         self.rebuild()
@@ -278,17 +296,24 @@ class _Batch:
         self.Gg = [
             self.Gflat[:b, o[j] : o[j + n]].reshape(b, n, size) for j, n, size in self.groups
         ]
+        self.Sg = [self.S[:b, j : j + n] for j, n, _ in self.groups]
         self.pre = [self.W[0]] + [p[:b] for p in self.prefix[1:]]
         # P as a (b, d_y, d_x) view: of P^T for N > 1, of W_1 for N = 1
         self.Ptv = self.Pt[:b] if self.N > 1 else _t(self.W[0])
         self.Pv = self.PvT = _t(self.Ptv)
         self.Dv, self.Zv, self.Etv = self.D[:b], self.Z[:b], self.Et[:b]
-        self.Vv = [v[:b] for v in self.V]
+        self.Vv = [None if v is None else v[:b] for v in self.V]
         # Transposed and flat views, built once per compaction rather than every iteration.
         n = self.widths[0] * self.widths[-1]
         self.preT = [_t(p) for p in self.pre]
         self.G0T = _t(self.G[0])
-        self.VvT = [_t(v) for v in self.Vv]
+        self.VvT = [None if v is None else _t(v) for v in self.Vv]
+        if self.interior:  # gradients of the layers 2..N-2: V[j+1]^T pre[j-1]^T
+            N, h = self.N, self.widths[1]
+            Gint = self.Gflat[:b, o[2] : o[N - 1]].reshape(b, N - 3, h, h)
+            self.Gint = np.swapaxes(Gint, 0, 1)  # layer-major like the stacks
+            self.VintT = _t(self.VS[1 : N - 2, :b])
+            self.preintT = _t(self.preS[: N - 3, :b])
         self.EtvT = _t(self.Etv)
         self.Ptflat = self.Ptv.reshape(b, n) if self.N > 1 else None
         self.Dflat, self.Zflat, self.Etflat = (
@@ -340,6 +365,14 @@ class _Batch:
         the fast BLAS layouts), with ``V_j = V_{j+1} W_{j+1}``; ``G_1 = V_1^T``."""
         N, W, preT, G = self.N, self.W, self.preT, self.G
         V, VT = self.Etv, self.EtvT
+        if self.interior:  # the same products, the middle gradients in one call
+            np.matmul(VT, preT[N - 2], out=G[N - 1])
+            for j in range(N - 1, 1, -1):
+                V = np.matmul(V, W[j], out=self.Vv[j])
+            np.matmul(self.VvT[2], preT[0], out=G[1])
+            np.matmul(V, W[1], out=self.G0T)
+            np.matmul(self.VintT, self.preintT, out=self.Gint)
+            return
         for j in range(N - 1, 0, -1):
             np.matmul(VT, preT[j - 1], out=G[j])
             if j == 1:
@@ -348,10 +381,11 @@ class _Batch:
                 V, VT = np.matmul(V, W[j], out=self.Vv[j]), self.VvT[j]
 
     def step_norms(self) -> np.ndarray:
-        """``||eta G_j||_F^2`` per active run and layer, shape ``(b, N)``."""
-        if len(self.Gg) == 1:  # one reduction over a (b, N, size) view
-            return np.vecdot(self.Gg[0], self.Gg[0])
-        return np.concatenate([np.vecdot(g, g) for g in self.Gg], axis=1)
+        """``||eta G_j||_F^2`` per active run and layer, shape ``(b, N)``: one reduction
+        per run of equal-size layers, into a buffer that the next call overwrites."""
+        for g, out in zip(self.Gg, self.Sg, strict=True):
+            np.vecdot(g, g, out=out)
+        return self.S[: self.b]
 
     def update(self) -> None:
         """``W_j <- W_j - eta G_j`` for every layer at once."""
@@ -393,7 +427,7 @@ class _Runs:
     conv_g2: np.ndarray | None = None
     eps_prev: np.ndarray | None = None
     g2_prev: np.ndarray | None = None
-    eta_prev: np.ndarray | None = None
+    half_eta_prev: np.ndarray | None = None
     decrease_failures: np.ndarray | None = None
     drift_failures: np.ndarray | None = None
     norm_failures: np.ndarray | None = None
@@ -414,6 +448,10 @@ class _Runs:
         self.bounded = bool(
             np.isfinite(self.drift_bound).any() or np.isfinite(self.norm_bound).any()
         )
+        #: Whether some trigger may lie above its failure limit (set by ``_anchor``; only
+        #: after an exact value above the limit). While none does, an upper bound past its
+        #: limit is past its trigger too, and the per-iteration test needs the trigger only.
+        self.trigger_above_limit = self.bounded
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep the rows ``mask`` (boolean) of every per-run field."""
@@ -423,34 +461,6 @@ class _Runs:
                 setattr(self, f.name, [x[mask] for x in v])
             elif v is not None:
                 setattr(self, f.name, v[mask])
-
-
-@dataclass
-class _Outcome:
-    """What finished runs leave behind, indexed by run (``B`` rows)."""
-
-    status: np.ndarray
-    iterations: np.ndarray
-    Wflat: np.ndarray
-    loss: np.ndarray
-    excess_loss: np.ndarray
-    grad_norm: np.ndarray
-    initial_loss: np.ndarray
-    initial_grad_norm: np.ndarray
-    decrease_failures: np.ndarray
-    drift_failures: np.ndarray
-    norm_failures: np.ndarray
-    max_balance_drift: np.ndarray
-    max_weight_norm: np.ndarray
-
-    @classmethod
-    def empty(cls, B: int, width: int) -> _Outcome:
-        nan = lambda: np.full(B, np.nan)  # noqa: E731
-        zero = lambda: np.zeros(B, dtype=np.int64)  # noqa: E731
-        return cls(
-            np.full(B, BUDGET, dtype=object), zero(), np.empty((B, width)), nan(), nan(),
-            nan(), nan(), nan(), zero(), zero(), zero(), nan(), nan(),
-        )  # fmt: skip
 
 
 @dataclass
@@ -571,21 +581,55 @@ def run(
             return _loop(prob, _Batch(widths, W0), runs, settings)
 
 
+def _empty_result(Wout: np.ndarray, widths: list[int], offsets, rank_threshold) -> RunResult:
+    """The result of a batch before any run finishes, filled in by :func:`_finish`:
+    ``weights`` are views of ``Wout`` (one flat row of all layers per run, ``(B, n)``), and
+    ``status`` is an object array until the loop ends."""
+    B, N = Wout.shape[0], len(widths) - 1
+    nan = lambda: np.full(B, np.nan)  # noqa: E731
+    zero = lambda: np.zeros(B, dtype=np.int64)  # noqa: E731
+    o, w = offsets, widths
+    return RunResult(
+        status=np.full(B, BUDGET, dtype=object),
+        iterations=zero(),
+        weights=[Wout[:, o[j] : o[j + 1]].reshape(B, w[j + 1], w[j]) for j in range(N)],
+        loss=nan(),
+        excess_loss=nan(),
+        grad_norm=nan(),
+        initial_loss=nan(),
+        initial_grad_norm=nan(),
+        decrease_failures=zero(),
+        drift_failures=zero(),
+        norm_failures=zero(),
+        max_balance_drift=nan(),
+        max_weight_norm=nan(),
+        rank_threshold=rank_threshold,
+        trajectory=pd.DataFrame(columns=TRAJECTORY_COLUMNS),
+    )
+
+
 def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> RunResult:
     B, N, widths = batch.b, batch.N, batch.widths
     dim = max(widths)
-    out = _Outcome.empty(B, batch.Wflat.shape[1])
+    Wout = np.empty_like(batch.Wflat)
+    out = _empty_result(Wout, widths, batch.offsets, settings.rank_threshold)
     decreasing = bool(np.any(runs.alpha > 0))
     logs: list[dict[str, np.ndarray]] = []
     runs.log_pos = np.zeros(B, dtype=np.int64)
     runs.log_next = np.zeros(B, dtype=np.int64)  # every grid starts at k = 0
 
     budget_min = runs.budget.min()
+    next_log = 0  # the smallest log_next of the active runs: no test of each run before it
+    eta_k = runs.eta0
+    eta2 = eta_k * eta_k
+    half_eta = 0.5 * eta_k
     k = 0
     while batch.b > 0:
-        eta_k = step_sizes(runs.eta0, runs.alpha, runs.tau, k) if decreasing else runs.eta0
+        if decreasing:
+            eta_k = step_sizes(runs.eta0, runs.alpha, runs.tau, k)
+            eta2, half_eta = eta_k * eta_k, 0.5 * eta_k
         eps, s = batch.step_direction(prob, eta_k)
-        g2 = s.sum(axis=1) / (eta_k * eta_k)
+        g2 = s.sum(axis=1) / eta2
         L = prob.L_star + eps
         if k == 0:
             _start(runs, batch, prob, settings, out, L, eps, g2)
@@ -600,50 +644,36 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
             done = done | conv
         if k >= budget_min:
             done = done | (runs.budget <= k)
-        due = runs.log_next == k
-        if _any(due) or _any(done):
+        any_done = _any(done)
+        if k == next_log or any_done:
+            due = runs.log_next == k
             logs.append(_log_rows(batch, prob, runs, due | done, k, L, eps, g2, settings))
-            if _any(due):
-                _next_log(runs, due, settings)
+            if k == next_log:
+                next_log = _next_log(runs, due, settings)
                 if settings.progress is not None:
                     settings.progress(k, batch.b)
-        if _any(done):
+        if any_done:
             converged = conv if settings.gtol > 0 else np.zeros_like(bad)
             status = np.where(bad, DIVERGED, np.where(converged, CONVERGED, BUDGET))
-            _finish(out, runs, batch, done, status, k, L, eps, g2, N)
+            _finish(out, Wout, runs, batch, done, status, k, L, eps, g2, N)
             keep = ~done
             batch.compact(keep)
             runs.keep(keep)
-            eps, g2, s, eta_k = eps[keep], g2[keep], s[keep], eta_k[keep]
+            eps, g2, s = eps[keep], g2[keep], s[keep]
+            eta_k, eta2, half_eta = eta_k[keep], eta2[keep], half_eta[keep]
             if batch.b == 0:
                 break
             budget_min = runs.budget.min()
+            next_log = _first_log(runs)
         batch.update()
         _advance(runs, s, N)
-        runs.eps_prev, runs.g2_prev, runs.eta_prev = eps, g2, eta_k
+        runs.eps_prev, runs.g2_prev, runs.half_eta_prev = eps, g2, half_eta
         k += 1
 
-    o, w = batch.offsets, widths
-    weights = [out.Wflat[:, o[j] : o[j + 1]].reshape(B, w[j + 1], w[j]) for j in range(N)]
     traj = pd.DataFrame({c: np.concatenate([r[c] for r in logs]) for c in TRAJECTORY_COLUMNS})
-    traj = traj.sort_values(["run", "iteration"], kind="stable", ignore_index=True)
-    return RunResult(
-        status=out.status.astype(str),
-        iterations=out.iterations,
-        weights=weights,
-        loss=out.loss,
-        excess_loss=out.excess_loss,
-        grad_norm=out.grad_norm,
-        initial_loss=out.initial_loss,
-        initial_grad_norm=out.initial_grad_norm,
-        decrease_failures=out.decrease_failures,
-        drift_failures=out.drift_failures,
-        norm_failures=out.norm_failures,
-        max_balance_drift=out.max_balance_drift,
-        max_weight_norm=out.max_weight_norm,
-        rank_threshold=settings.rank_threshold,
-        trajectory=traj,
-    )
+    out.trajectory = traj.sort_values(["run", "iteration"], kind="stable", ignore_index=True)
+    out.status = out.status.astype(str)
+    return out
 
 
 def _start(runs: _Runs, batch: _Batch, prob, settings: _Settings, out, L, eps, g2) -> None:
@@ -673,7 +703,7 @@ def _check_decrease(runs: _Runs, batch: _Batch, prob: Problem, eps, dim: int) ->
     """Guarantee 1 of theory.md 6 for the step ``k-1 -> k``; the rounding allowance is
     evaluated only where the slack is positive, at the current iterate with the tracked
     upper bounds of the spectral layer norms (they equal W(k-1)'s to O(eta))."""
-    slack = eps - runs.eps_prev + 0.5 * runs.eta_prev * runs.g2_prev
+    slack = eps - runs.eps_prev + runs.half_eta_prev * runs.g2_prev
     pos = slack > 0
     if _any(pos):
         nu = (runs.anchor + runs.inc)[:, : batch.N]
@@ -725,6 +755,7 @@ def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N:
     cap = np.where(v <= bound, bound, limit)
     runs.trigger[r, c] = np.where(v <= limit, np.minimum(trig, cap), trig)
     runs.limit[r, c] = limit
+    runs.trigger_above_limit = runs.bounded and _any(runs.trigger > runs.limit)
 
 
 def _exact(batch: _Batch, runs: _Runs, r: np.ndarray, c: int) -> np.ndarray:
@@ -746,7 +777,8 @@ def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
     N = batch.N
     ub = runs.anchor + runs.inc
     need = ub > runs.trigger
-    past = ub > runs.limit if runs.bounded else None
+    # Past the limit implies past the trigger unless some trigger lies above its limit.
+    past = ub > runs.limit if runs.trigger_above_limit else None
     if past is not None and _any(past):  # else no bound is broken: lower <= upper bound
         fail = runs.anchor - runs.inc > runs.limit
         need |= past & ~fail
@@ -786,11 +818,13 @@ def _advance(runs: _Runs, s: np.ndarray, N: int) -> None:
         runs.inc[:, N:] += np.maximum(s[:, 1:], s[:, :-1])
 
 
-def _finish(out: _Outcome, runs: _Runs, batch: _Batch, done, status, k, L, eps, g2, N) -> None:
+def _finish(
+    out: RunResult, Wout: np.ndarray, runs: _Runs, batch: _Batch, done, status, k, L, eps, g2, N
+) -> None:
     fin = runs.ids[done]
     out.status[fin] = status[done]
     out.iterations[fin] = k
-    out.Wflat[fin] = batch.Wflat[: batch.b][done]
+    Wout[fin] = batch.Wflat[: batch.b][done]
     out.loss[fin], out.excess_loss[fin], out.grad_norm[fin] = L[done], eps[done], np.sqrt(g2[done])
     out.decrease_failures[fin] = runs.decrease_failures[done]
     out.drift_failures[fin] = runs.drift_failures[done]
@@ -809,12 +843,20 @@ def _gram_singular_values(A: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum(np.linalg.eigvalsh(gram), 0.0))[..., ::-1]
 
 
-def _next_log(runs: _Runs, due: np.ndarray, settings: _Settings) -> None:
-    """Advance the logging grids of the runs ``due`` (``-1``: nothing left to log)."""
+def _next_log(runs: _Runs, due: np.ndarray, settings: _Settings) -> int:
+    """Advance the logging grids of the runs ``due`` (``-1``: nothing left to log); returns
+    the next iteration at which any run is logged (:func:`_first_log`)."""
     for i in np.flatnonzero(due):
         grid = settings.grid(int(runs.budget[i]))
         runs.log_pos[i] += 1
         runs.log_next[i] = grid[runs.log_pos[i]] if runs.log_pos[i] < grid.size else -1
+    return _first_log(runs)
+
+
+def _first_log(runs: _Runs) -> int:
+    """The smallest ``log_next`` of the active runs (``-1`` when none is left to log)."""
+    left = runs.log_next[runs.log_next >= 0]
+    return int(left.min()) if left.size else -1
 
 
 def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[str, np.ndarray]:
