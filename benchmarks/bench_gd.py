@@ -9,7 +9,10 @@ For each (depth N, width d, batch B) it prints, measured in one run on this mach
   Cholesky factor, backward pass) and its fraction of this machine's single-thread fp64
   GEMM rate on large matrices, measured in the same run;
 - the rate of a bare batched ``np.matmul`` at the same width and batch, for reference;
-- the cost of logging every iterate against logging none (``log_points`` = iterations);
+- the step alone (products and residual, timed on its own arrays): the engine's ceiling
+  without the checks, the update and the step norms;
+- the cost of logging every iterate against logging none (``log_points`` = iterations), and
+  its floor with exact logged values: ``2N + 1`` batched ``eigvalsh`` per logged iterate;
 - a scaling table: time per run-iteration against width at depth 5 and against depth at
   width 20 (batch 16), with fitted log-log slopes next to those of the flop count.
 
@@ -117,6 +120,30 @@ def engine_time(
     return min(engine(iters) for _ in range(2)) / (iters * B)
 
 
+def step_time(N: int, d: int, B: int) -> float:
+    """Per run-iteration (s) of the step alone: forward pass, residual and backward pass of
+    ``gd._Batch`` on its own arrays, without checks, update and step norms."""
+    _, prob, _, W0, etas, _ = setup(N, d, B)
+    batch = gd._Batch([d] * (N + 1), W0)
+
+    def step() -> None:
+        batch.forward()
+        batch.residual(prob, etas)
+        batch.backward()
+
+    step()
+    repeats = max(10, int(0.05 / max(best_time(step, 3), 1e-9)))
+    return best_time(step, repeats) / B
+
+
+def eigvalsh_time(d: int, B: int) -> float:
+    """Per matrix (s): one batched ``np.linalg.eigvalsh`` of ``B`` symmetric ``d x d``
+    matrices, the exact spectral norm a logged iterate computes ``2N + 1`` times per run."""
+    A = np.random.default_rng(0).standard_normal((B, d, d))
+    gram = A @ np.swapaxes(A, -1, -2)
+    return best_time(lambda: np.linalg.eigvalsh(gram), 5) / B
+
+
 def measure(N: int, d: int, B: int, seconds: float) -> dict[str, float]:
     ds, _, runs, _, eta, _ = setup(N, d, B)
     t_engine = engine_time(N, d, B, seconds)
@@ -134,6 +161,7 @@ def measure(N: int, d: int, B: int, seconds: float) -> dict[str, float]:
     return {
         "matmul_gflops": batched_matmul_rate(d, B),
         "long_us": engine_time(N, d, B, seconds, long=LONG) * 1e6,
+        "step_us": step_time(N, d, B) * 1e6,
         "engine_us": t_engine * 1e6,
         "unbounded_us": engine_time(N, d, B, seconds, bounded=False) * 1e6,
         "naive_us": t_naive * 1e6,
@@ -212,6 +240,7 @@ def main() -> None:
         rows = [(case, measure(*case, args.seconds)) for case in CASES]
         unlogged = engine_time(5, 20, 64, args.seconds / 2)
         logged = engine_time(5, 20, 64, args.seconds / 2, log_every=True)
+        eig = eigvalsh_time(20, 64)
         by_width, by_depth = scaling(args.seconds / 4)
         profiles = (
             [(case, profile(*case, args.seconds / 2)) for case in CASES] if args.profile else []
@@ -242,9 +271,21 @@ def main() -> None:
             f"{N:>3} {d:>5} {B:>5} | {r['unbounded_us']:>9.2f} us  "
             f"{r['unbounded_us'] / r['engine_us']:.2f}x the bounded engine"
         )
+    print("the step alone (products and residual, no checks, update or norms), per run-iter:")
+    for (N, d, B), r in rows:
+        print(
+            f"{N:>3} {d:>5} {B:>5} | {r['step_us']:>9.2f} us  "
+            f"{100 * engine_flops(N, d) / r['step_us'] / 1e3 / peak:.0f}% of GEMM  "
+            f"{r['step_us'] / r['long_us']:.0%} of a long-run iteration"
+        )
     print(
         f"\nlogging every iterate at (5, 20, 64): {logged * 1e6:.2f} us/run-iter against "
         f"{unlogged * 1e6:.2f} unlogged: a logged iteration costs {logged / unlogged:.2f}x"
+    )
+    floor = 1 + 11 * eig / unlogged
+    print(
+        f"  one exact spectral norm (eigvalsh, 20 x 20): {eig * 1e6:.2f} us per matrix; "
+        f"11 per run at N = 5 put the floor of exact logging at {floor:.1f}x"
     )
     print(f"\nscaling, batch {SCALING_BATCH} (us per run-iteration):")
     print(f"  {'width':>5} (depth 5) {'us':>9} | {'depth':>5} (width 20) {'us':>9}")
