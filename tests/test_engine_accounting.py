@@ -219,3 +219,25 @@ def test_bad_bounds_raise():
         gd.run(ds.X, ds.Y, init.stack(runs), bounds[0].eta, 5, drift_bound=-1.0)
     with pytest.raises(Exception, match="norm_bound"):
         gd.run(ds.X, ds.Y, init.stack(runs), bounds[0].eta, 5, norm_bound=np.ones(7))
+
+
+def test_unchecked_runs_have_the_same_iterates_and_say_nothing_was_checked():
+    """``check_guarantees=False`` (the step-size searches) skips the guarantee checks and
+    the running maxima; statuses, iterates, losses and logs stay bitwise those of a checked
+    run, and the counters say "not checked" (-1) rather than "no failure" (0)."""
+    ds, runs, bounds = small_problem(5)
+    eta = np.array([b.eta for b in bounds]) * np.array([1.0, 40.0, 4000.0])  # one diverges
+    checked = gd.run(ds.X, ds.Y, init.stack(runs), eta, 3000, gtol=0)
+    free = gd.run(ds.X, ds.Y, init.stack(runs), eta, 3000, gtol=0, check_guarantees=False)
+    assert gd.DIVERGED in checked.status and checked.decrease_failures.max() > 0
+    np.testing.assert_array_equal(free.status, checked.status)
+    for name in ("iterations", "loss", "excess_loss", "grad_norm", "initial_loss"):
+        np.testing.assert_array_equal(getattr(free, name), getattr(checked, name))
+    for wf, wc in zip(free.weights, checked.weights, strict=True):
+        assert wf.tobytes() == wc.tobytes()
+    assert free.trajectory.equals(checked.trajectory)
+    for name in ("decrease_failures", "drift_failures", "norm_failures"):
+        assert (getattr(free, name) == -1).all()
+    assert np.isnan(free.max_balance_drift).all() and np.isnan(free.max_weight_norm).all()
+    with pytest.raises(Exception, match="check_guarantees"):
+        gd.run(ds.X, ds.Y, init.stack(runs), eta, 5, norm_bound=1.0, check_guarantees=False)

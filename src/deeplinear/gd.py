@@ -89,6 +89,9 @@ class RunResult:
       drift at least the rounding allowance); it never exceeds a given bound unless the
       exact value does.
 
+    With ``run(..., check_guarantees=False)`` the three counters are ``-1`` (not checked)
+    and the two maxima NaN.
+
     ``rank_threshold`` is the absolute threshold on the singular values of ``P R``
     (theory.md 7); ``trajectory`` one row per logged iterate with :data:`TRAJECTORY_COLUMNS`.
     """
@@ -422,6 +425,7 @@ class _Runs:
     budget: np.ndarray
     drift_bound: np.ndarray
     norm_bound: np.ndarray
+    check_guarantees: bool = True
     div_limit: np.ndarray | None = None
     conv_eps: np.ndarray | None = None
     conv_g2: np.ndarray | None = None
@@ -459,7 +463,7 @@ class _Runs:
             v = getattr(self, f.name)
             if isinstance(v, list):
                 setattr(self, f.name, [x[mask] for x in v])
-            elif v is not None:
+            elif isinstance(v, np.ndarray):
                 setattr(self, f.name, v[mask])
 
 
@@ -504,6 +508,7 @@ def run(
     problem: Problem | None = None,
     blas_threads: int | None = 1,
     progress: Callable[[int, int], None] | None = None,
+    check_guarantees: bool = True,
 ) -> RunResult:
     """Run gradient descent on a batch of deep linear networks.
 
@@ -542,6 +547,12 @@ def run(
         parallelism comes from running several jobs); ``None`` leaves BLAS alone.
     progress
         Called as ``progress(k, active_runs)`` at every logged iteration.
+    check_guarantees
+        ``False`` (only without drift and norm bounds): check none of the guarantees of
+        theory.md 6 and keep no running maxima, for callers that read statuses, losses and
+        weights only (the step-size searches). The three failure counters are then ``-1``
+        (not checked) and ``max_balance_drift``, ``max_weight_norm`` NaN; statuses,
+        iterates and logged values are those of a checked run.
     """
     prob = model.precompute(X, Y) if problem is None else problem
     if not W0 or W0[0].ndim != 3:
@@ -559,6 +570,8 @@ def run(
     if np.any(budget < 0):
         raise InputError("max_iter must be >= 0")
     alpha_b, tau_b = _schedule_params(schedule, tau, alpha, B)
+    if not check_guarantees and (drift_bound is not None or norm_bound is not None):
+        raise InputError("drift_bound and norm_bound need check_guarantees=True")
     runs = _Runs(
         ids=np.arange(B),
         eta0=eta0,
@@ -567,6 +580,7 @@ def run(
         budget=budget,
         drift_bound=_bound_array(drift_bound, B, "drift_bound"),
         norm_bound=_bound_array(norm_bound, B, "norm_bound"),
+        check_guarantees=check_guarantees,
     )
     settings = _Settings(
         gtol=gtol,
@@ -633,9 +647,10 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
         L = prob.L_star + eps
         if k == 0:
             _start(runs, batch, prob, settings, out, L, eps, g2)
-        else:
+        elif runs.check_guarantees:
             _check_decrease(runs, batch, prob, eps, dim)
-        _check_bounds(runs, batch, k, dim)
+        if runs.check_guarantees:
+            _check_bounds(runs, batch, k, dim)
         # Divergence: a non-finite value (NaN compares False) or L above the limit.
         bad = ~((L <= runs.div_limit) & (g2 < np.inf))
         done = bad
@@ -666,10 +681,13 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
             budget_min = runs.budget.min()
             next_log = _first_log(runs)
         batch.update()
-        _advance(runs, s, N)
+        if runs.check_guarantees:
+            _advance(runs, s, N)
         runs.eps_prev, runs.g2_prev, runs.half_eta_prev = eps, g2, half_eta
         k += 1
 
+    if not runs.check_guarantees:  # not checked
+        out.decrease_failures[:] = out.drift_failures[:] = out.norm_failures[:] = -1
     traj = pd.DataFrame({c: np.concatenate([r[c] for r in logs]) for c in TRAJECTORY_COLUMNS})
     out.trajectory = traj.sort_values(["run", "iteration"], kind="stable", ignore_index=True)
     out.status = out.status.astype(str)
@@ -829,9 +847,10 @@ def _finish(
     out.decrease_failures[fin] = runs.decrease_failures[done]
     out.drift_failures[fin] = runs.drift_failures[done]
     out.norm_failures[fin] = runs.norm_failures[done]
-    peak = np.maximum(runs.peak[done], runs.anchor[done] + runs.inc[done])
-    out.max_weight_norm[fin] = peak[:, :N].max(axis=1)
-    out.max_balance_drift[fin] = peak[:, N:].max(axis=1) if N > 1 else 0.0
+    if runs.check_guarantees:
+        peak = np.maximum(runs.peak[done], runs.anchor[done] + runs.inc[done])
+        out.max_weight_norm[fin] = peak[:, :N].max(axis=1)
+        out.max_balance_drift[fin] = peak[:, N:].max(axis=1) if N > 1 else 0.0
 
 
 def _gram_singular_values(A: np.ndarray) -> np.ndarray:
