@@ -32,8 +32,9 @@ from threadpoolctl import threadpool_limits
 from deeplinear import data, gd, init, model, theory
 
 #: Four reference shapes, then the shape of a typical shard of the default config (width
-#: 10, a block of 10 seeds), where fixed per-iteration costs outweigh the products.
-CASES = [(3, 10, 64), (5, 20, 64), (5, 64, 16), (10, 20, 64), (5, 10, 10)]
+#: 10, a block of 10 seeds) and of the deepest threshold-search shard (depth 20, width 6,
+#: 4 seeds), where the fixed cost of each array operation outweighs the products.
+CASES = [(3, 10, 64), (5, 20, 64), (5, 64, 16), (10, 20, 64), (5, 10, 10), (20, 6, 4)]
 M = 200
 SCALING_BATCH = 16
 LONG = 6  # the "long run" column: one run this many times as long as the calibrated one

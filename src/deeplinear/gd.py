@@ -19,7 +19,8 @@ leave the batch (compaction of one state object, :class:`_Runs`, and of the weig
 The three guarantees of theory.md 6 are checked at every iteration (theory.md 12,
 "Guarantees checked at every iteration"): sufficient decrease directly, the balance drift
 and the layer norms by running upper bounds that are anchored at exact values and
-recomputed exactly only when the bound could matter.
+recomputed exactly only when the bound could matter. Callers that read statuses, losses
+and weights only (the step-size searches) skip them with ``check_guarantees=False``.
 """
 
 from __future__ import annotations
