@@ -133,8 +133,7 @@ def step_time(N: int, d: int, B: int) -> float:
         batch.backward()
 
     step()
-    repeats = max(10, int(0.05 / max(best_time(step, 3), 1e-9)))
-    return best_time(step, repeats) / B
+    return best_time(step, calibrated_repeats(step)) / B
 
 
 def eigvalsh_time(d: int, B: int) -> float:
@@ -181,6 +180,11 @@ def best_time(fn, repeats: int) -> float:
     return best
 
 
+def calibrated_repeats(fn) -> int:
+    """Calls of ``fn`` per timing, so that each timing takes about 50 ms (at least 10)."""
+    return max(10, int(0.05 / max(best_time(fn, 3), 1e-9)))
+
+
 def profile(N: int, d: int, B: int, seconds: float) -> list[tuple[str, float]]:
     """Per-operation time (us) of one engine iteration on a batch of ``B`` runs.
 
@@ -193,7 +197,7 @@ def profile(N: int, d: int, B: int, seconds: float) -> list[tuple[str, float]]:
     _, prob, _, W0, etas, _ = setup(N, d, B)
     batch = gd._Batch([d] * (N + 1), W0)
     batch.step_direction(prob, etas)
-    repeats = max(10, int(0.05 / max(best_time(lambda: batch.step_direction(prob, etas), 3), 1e-9)))
+    repeats = calibrated_repeats(lambda: batch.step_direction(prob, etas))
     ops = [
         ("prefix products (N-1 bmm)", batch.forward),
         ("residual: P - P*, 2 products with R, eta", lambda: batch.residual(prob, etas)),

@@ -687,8 +687,6 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
         runs.eps_prev, runs.g2_prev, runs.half_eta_prev = eps, g2, half_eta
         k += 1
 
-    if not runs.check_guarantees:  # not checked
-        out.decrease_failures[:] = out.drift_failures[:] = out.norm_failures[:] = -1
     traj = pd.DataFrame({c: np.concatenate([r[c] for r in logs]) for c in TRAJECTORY_COLUMNS})
     out.trajectory = traj.sort_values(["run", "iteration"], kind="stable", ignore_index=True)
     out.status = out.status.astype(str)
@@ -696,16 +694,20 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
 
 
 def _start(runs: _Runs, batch: _Batch, prob, settings: _Settings, out, L, eps, g2) -> None:
-    """Thresholds fixed at ``k = 0`` and exact anchors of the trackers."""
+    """Thresholds fixed at ``k = 0`` and exact anchors of the trackers (none when the
+    guarantees are not checked: the counters then stay ``-1``)."""
     b, N = batch.b, batch.N
     out.initial_loss[:], out.initial_grad_norm[:] = L, np.sqrt(g2)
     runs.div_limit = settings.divergence_factor * np.maximum(L, prob.L_zero)
     runs.conv_eps = settings.ftol * np.maximum(eps, np.finfo(np.float64).tiny)
     runs.conv_g2 = (settings.gtol * np.sqrt(g2)) ** 2
-    runs.decrease_failures = np.zeros(b, dtype=np.int64)
-    runs.drift_failures = np.zeros(b, dtype=np.int64)
-    runs.norm_failures = np.zeros(b, dtype=np.int64)
-    runs.D0 = metrics.balance_matrices(batch.W)
+    counted = 0 if runs.check_guarantees else -1
+    runs.decrease_failures = np.full(b, counted, dtype=np.int64)
+    runs.drift_failures = np.full(b, counted, dtype=np.int64)
+    runs.norm_failures = np.full(b, counted, dtype=np.int64)
+    runs.D0 = metrics.balance_matrices(batch.W)  # also the reference of the logged drift
+    if not runs.check_guarantees:
+        return
     runs.norms0 = metrics.weight_norms(batch.W)
     runs.anchor = np.concatenate([runs.norms0, np.zeros((b, N - 1))], axis=1)
     runs.inc = np.zeros_like(runs.anchor)
