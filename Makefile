@@ -95,9 +95,10 @@ verify-archive:
 
 # Upload the archive to a Zenodo draft (token in $$ZENODO_TOKEN); PUBLISH=1 publishes it,
 # SANDBOX=1 uses sandbox.zenodo.org, RECORD_ID=<id> makes a new version of that record (the
-# default when CITATION.cff has a Zenodo DOI), DEPOSITION=<id> continues an existing draft.
+# default when CITATION.cff has a Zenodo DOI), DEPOSITION=<id> continues an existing draft;
+# an archive of a config other than config/config.yaml needs OTHER_CONFIG=1.
 deposit:
-	$(PYTHON) src/deeplinear/archive.py deposit $(if $(ARCHIVE),"$(ARCHIVE)") $(if $(filter 1,$(PUBLISH)),--publish) $(if $(filter 1,$(SANDBOX)),--sandbox) $(if $(RECORD_ID),--record-id "$(RECORD_ID)") $(if $(DEPOSITION),--deposition "$(DEPOSITION)")
+	$(PYTHON) src/deeplinear/archive.py deposit $(if $(ARCHIVE),"$(ARCHIVE)") $(if $(filter 1,$(PUBLISH)),--publish) $(if $(filter 1,$(SANDBOX)),--sandbox) $(if $(RECORD_ID),--record-id "$(RECORD_ID)") $(if $(DEPOSITION),--deposition "$(DEPOSITION)") $(if $(filter 1,$(OTHER_CONFIG)),--other-config)
 
 clean:
 	rm -rf results .snakemake dist

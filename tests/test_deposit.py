@@ -219,7 +219,7 @@ def project(tmp_path: Path) -> Path:
     (root / "results/tables").mkdir(parents=True)
     (root / "results/tables/runs.csv").write_text("run_id,loss\na,1.0\n")
     (root / "results/config.json").write_text('{"seed": 1}\n')
-    (root / "results/provenance.json").write_text('{"git_commit": "abc"}\n')
+    (root / "results/provenance.json").write_text('{"command": "snakemake", "git_commit": "abc"}\n')
     make_archive(root)
     return root
 
@@ -508,3 +508,78 @@ def test_file_entries_are_read_in_both_record_formats():
         assert zenodo.record_file(record, "a.tar.gz") == entry
         assert zenodo.md5_of(zenodo.record_file(record, "a.tar.gz")) == "abc"
     assert zenodo.record_file({"files": []}, "a.tar.gz") is None
+
+
+# --- credentials stay on the configured host; bad instances and answers are clear errors ---
+
+
+class Redirect(BaseHTTPRequestHandler):
+    """Answers every request with ``302`` to ``server.target`` (another host) or a JSON array."""
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.server.target:
+            self.send_response(302)
+            self.send_header("Location", f"{self.server.target}/api/deposit/depositions")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            data = b"[1, 2]"
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+
+@pytest.fixture
+def redirector():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    srv.target = None
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+    thread.join(timeout=10)
+
+
+def test_a_redirect_to_another_host_never_receives_the_token(project, server, redirector):
+    redirector.target = server.base  # same address, another port: another origin
+    proc = archive_cli(project, "deposit", environ=env(server, ZENODO_URL=redirector.base))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "redirects to" in proc.stderr and "another host" in proc.stderr
+    assert server.requests == []  # the other host saw nothing, the token least of all
+    assert "draft" not in proc.stdout
+
+
+def test_an_answer_of_the_wrong_json_shape_is_a_clear_error(project, redirector):
+    proc = archive_cli(project, "deposit", environ=env(None, ZENODO_URL=redirector.base,
+                                                       ZENODO_TOKEN=TOKEN))  # fmt: skip
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "the answer is a JSON list, not the JSON object" in proc.stderr
+
+
+@pytest.mark.parametrize("url", ["localhost:8000", "ftp://127.0.0.1/x", "http://", "http://h:x/"])
+def test_a_malformed_instance_url_is_a_clear_error_without_a_request(project, url):
+    proc = archive_cli(project, "deposit", environ=env(None, ZENODO_URL=url, ZENODO_TOKEN=TOKEN))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "$ZENODO_URL" in proc.stderr and repr(url) in proc.stderr
+
+
+def test_an_archive_of_another_config_needs_an_explicit_flag(project, server):
+    (project / "dist").rename(project / "dist-default")
+    (project / "results/provenance.json").write_text(
+        '{"command": "snakemake --configfile my.yaml", "git_commit": "abc"}\n'
+    )
+    make_archive(project)
+    refused = deposit(project, server)
+    assert refused.returncode == 2 and server.requests == []
+    assert "--configfile my.yaml" in refused.stderr and "--other-config" in refused.stderr
+    allowed = deposit(project, server, "--other-config")
+    assert allowed.returncode == 0, allowed.stderr
+    assert "warning:" in allowed.stdout and "--configfile my.yaml" in allowed.stdout

@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import shlex
 import sys
 import urllib.error
 import urllib.parse
@@ -42,6 +43,8 @@ SANDBOX = "https://sandbox.zenodo.org"
 DOI_PREFIX = {PRODUCTION: "10.5281", SANDBOX: "10.5072"}
 TOKEN_VARIABLE = "ZENODO_TOKEN"
 URL_VARIABLE = "ZENODO_URL"
+#: The config of the reference result: archives of other configs need --other-config.
+DEFAULT_CONFIG = "config/config.yaml"
 TIMEOUT = 120
 ZENODO_DOI = re.compile(r"^(10\.\d{4,9})/zenodo\.(\d+)$")
 RECORD_PATH = re.compile(r"^/(?:api/)?(?:records?|deposit/depositions|uploads)/(\d+)/?$")
@@ -57,18 +60,45 @@ class ZenodoError(Exception):
 # --- HTTP ----------------------------------------------------------------------------------
 
 
+def _origin(url: str) -> tuple[str, str]:
+    """``(scheme, host:port)`` of a URL, lower-cased: what "the same host" compares."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to the origin (scheme, host and port) of the request: a
+    redirect elsewhere would carry the token to a host it was not given for."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        target = urllib.parse.urljoin(req.full_url, newurl)
+        if _origin(target) != _origin(req.full_url):
+            raise ZenodoError(
+                f"{req.get_method()} {req.full_url}: the server redirects to {target}, another "
+                "host; the token is sent only to the configured instance, so the request stops"
+            )
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects)
+
+
 class Client:
-    """Minimal JSON client for one Zenodo instance; sends the token only to that host."""
+    """Minimal JSON client for one Zenodo instance; sends the token only to that host.
+
+    Links taken from answers must be on the instance's origin, and redirects are followed
+    only within it (:class:`_SameOriginRedirects`).
+    """
 
     def __init__(self, base: str, token: str | None = None) -> None:
-        self.base = base.rstrip("/")
+        self.base = check_base(base)
         self.token = token
-        self._netloc = urllib.parse.urlsplit(self.base).netloc
+        self._origin = _origin(self.base)
 
     def url(self, target: str) -> str:
         """Absolute URL of an API path (``/api/...``) or of a link from an answer."""
         url = self.base + target if target.startswith("/") else target
-        if urllib.parse.urlsplit(url).netloc != self._netloc:
+        if _origin(url) != self._origin:
             raise ZenodoError(f"refusing to send the token to {url}: not on {self.base}")
         return url
 
@@ -80,8 +110,11 @@ class Client:
         *,
         upload: IO[bytes] | None = None,
         size: int | None = None,
-    ) -> Any:
-        """Send one request; return the decoded JSON answer (None when empty)."""
+    ) -> dict[str, Any] | None:
+        """Send one request; return the decoded JSON object (None when the answer is empty).
+
+        Every answer the deposit reads is a JSON object: any other JSON value is an error.
+        """
         url = self.url(target)
         headers = {"Accept": "application/json"}
         if self.token:
@@ -96,7 +129,7 @@ class Client:
             headers["Content-Type"] = "application/json"
         req = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
+            with _OPENER.open(req, timeout=TIMEOUT) as resp:
                 payload = resp.read()
         except urllib.error.HTTPError as err:
             raise ZenodoError(f"{method} {url}: HTTP {err.code} {_message(err)}") from None
@@ -106,9 +139,15 @@ class Client:
         if not payload.strip():
             return None
         try:
-            return json.loads(payload)
+            answer = json.loads(payload)
         except ValueError:
             raise ZenodoError(f"{method} {url}: the answer is not JSON") from None
+        if not isinstance(answer, dict):
+            raise ZenodoError(
+                f"{method} {url}: the answer is a JSON {type(answer).__name__}, not the JSON "
+                "object Zenodo's API returns; is the URL a Zenodo instance?"
+            )
+        return answer
 
 
 def _message(err: urllib.error.HTTPError) -> str:
@@ -131,8 +170,25 @@ def base_url(sandbox: bool = False, override: str | None = None) -> str:
     """The instance: ``override`` (or ``$ZENODO_URL``), else the sandbox or zenodo.org."""
     override = override or os.environ.get(URL_VARIABLE)
     if override:
-        return override.rstrip("/")
+        return check_base(override, f"${URL_VARIABLE}")
     return SANDBOX if sandbox else PRODUCTION
+
+
+def check_base(base: str, name: str = "the instance URL") -> str:
+    """``base`` without its trailing slash, if it is an ``http(s)://host[:port]`` URL."""
+    try:
+        parts = urllib.parse.urlsplit(base.strip())
+        port = parts.port  # raises ValueError on a malformed port
+    except ValueError as err:
+        raise ZenodoError(f"{name} = {base!r} is not a valid URL ({err})") from None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ZenodoError(
+            f"{name} = {base!r} is not an http(s) URL of a host (for example "
+            f"{PRODUCTION} or http://127.0.0.1:{port or 8000})"
+        )
+    if parts.query or parts.fragment:
+        raise ZenodoError(f"{name} = {base!r}: an instance URL has no query or fragment")
+    return base.strip().rstrip("/")
 
 
 def token_from_env() -> str:
@@ -437,6 +493,11 @@ def add_deposit_parser(sub: Any) -> None:
     d.add_argument("--citation", type=Path, default=Path("CITATION.cff"))
     d.add_argument("--readme", type=Path, default=Path("README.md"))
     d.add_argument("--provenance", type=Path, default=Path("results/provenance.json"))
+    d.add_argument(
+        "--other-config",
+        action="store_true",
+        help=f"deposit an archive of a run with a config other than {DEFAULT_CONFIG}",
+    )
 
 
 def find_archive(given: Path | None, dist: Path) -> Path:
@@ -462,6 +523,51 @@ def check_before_upload(archive: Path) -> None:
     sha = str(sums) if sums.is_file() else None
     if tool.verify(archive, listing, problems, sha256=sha) != 0:
         raise ZenodoError(f"{archive} does not verify: {problems.getvalue().strip()}")
+
+
+def archive_configfiles(archive: Path) -> list[str] | None:
+    """The ``--configfile`` arguments of the run an archive holds, read from the command in
+    its ``provenance.json`` (``[]`` for the default config); None without provenance."""
+    import tarfile
+
+    try:
+        with tarfile.open(archive) as tar:
+            member = next(
+                (m for m in tar.getmembers() if m.isfile() and m.name.endswith("/provenance.json")),
+                None,
+            )
+            record = json.load(tar.extractfile(member)) if member is not None else None
+    except (OSError, EOFError, tarfile.TarError, ValueError) as err:
+        raise ZenodoError(f"cannot read the provenance in {archive}: {err}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("command"), str):
+        return None
+    words, files = shlex.split(record["command"]), []
+    for i, word in enumerate(words):
+        if word == "--configfile" and i + 1 < len(words):
+            files.append(words[i + 1])
+        elif word.startswith("--configfile="):
+            files.append(word.split("=", 1)[1])
+    return files
+
+
+def check_default_config(archive: Path, allow_other: bool, out: IO[str]) -> None:
+    """Refuse an archive of a run of another config than :data:`DEFAULT_CONFIG` (or of
+    unknown config) unless ``allow_other``; then say what is deposited."""
+    files = archive_configfiles(archive)
+    if files is not None and files in ([], [DEFAULT_CONFIG]):
+        return
+    what = (
+        "has no provenance naming its config"
+        if files is None
+        else (f"holds a run of --configfile {' '.join(files)}")
+    )
+    if not allow_other:
+        raise ZenodoError(
+            f"{archive.name} {what}, not of the default {DEFAULT_CONFIG}; the record would "
+            "not be the reference result. Deposit it anyway with --other-config "
+            "(make deposit OTHER_CONFIG=1)"
+        )
+    print(f"warning: {archive.name} {what}, not of the default {DEFAULT_CONFIG}", file=out)
 
 
 def citation_record_id(citation: Path, base: str, out: IO[str]) -> str | None:
@@ -493,6 +599,7 @@ def run_deposit(args: argparse.Namespace, out: IO[str] | None = None) -> int:
     token = token_from_env()
     base = base_url(args.sandbox, args.url)
     check_before_upload(archive)
+    check_default_config(archive, args.other_config, out)
     record_id = args.record_id
     if record_id is None and args.deposition is None:
         record_id = citation_record_id(args.citation, base, out)
