@@ -63,9 +63,11 @@ smoke: $(STAMP)
 	$(call CHECK,config/smoke.yaml)
 	$(BIN)/snakemake --cores 2 --configfile=config/smoke.yaml
 
+# The figure's files under the config's figures_dir; an unknown FIG lists the figures.
 figure: $(STAMP)
 	$(call CHECK,$(CONFIG))
-	$(BIN)/snakemake --cores $(CORES) figures/$(FIG).pdf figures/$(FIG).png $(CONFIG_ARG)
+	@$(BIN)/python -m deeplinear.plan figure $(FIG) $(CONFIG_FILE) > /dev/null
+	$(BIN)/snakemake --cores $(CORES) $$($(BIN)/python -m deeplinear.plan figure $(FIG) $(CONFIG_FILE)) $(CONFIG_ARG)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_gd.py $(BENCH_ARGS)

@@ -4,6 +4,7 @@ every file in results/ as it was; unreadable result files name themselves and th
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,12 +78,36 @@ CASES = {
     "whiten-with-few-samples": ("datasets.white.m", 3, "datasets.white"),
     "whiten-and-cond": ("datasets.white.cond", 10, "datasets.white"),
     "cond-below-one": ("datasets.cond10.cond", 0.5, "datasets.cond10.cond"),
-}
+    # output locations: never a source folder, never the default run's or committed outputs
+    "results-in-project-folder": ("results_dir", ".", "config key results_dir"),
+    "results-in-notebooks": ("results_dir", "notebooks/out", "source folder notebooks/"),
+    "figures-in-src": ("figures_dir", "src", "source folder src/"),
+    "committed-figures": ("figures_dir", "figures", "committed figures/"),
+    "default-results": ("results_dir", "results", "default run's results/"),
+    "default-results-tables": ("results_dir", "results/tables", "results/tables"),
+    # non-finite numbers, sizes the machine cannot hold, checks the plan check shares
+    "nan-time": ("experiments.depth.time", float("nan"), "experiments.depth.time"),
+    "inf-time": ("experiments.depth.time", float("inf"), "experiments.depth.time"),
+    "inf-multiple": ("experiments.stepsize.step_multiples", [1, float("inf")], "multiples[1]"),
+    "nan-noise": ("datasets.synthetic.noise", float("nan"), "datasets.synthetic.noise"),
+    "billion-seeds": ("experiments.depth.seeds", 10**9, "runs (limit 1,000,000)"),
+    "huge-width": ("experiments.depth.hidden_widths", [100000], "shard's arrays"),
+    "huge-dataset": ("datasets.synthetic", {"kind": "synthetic", "d_x": 5000000, "d_y": 3,
+                                            "m": 5000000, "rank": 2}, "datasets.synthetic"),
+    "rank-above-data": ("datasets.synthetic.rank", 40, "datasets.synthetic"),
+    "components-above-pixels": ("datasets.digits", {"kind": "digits", "components": 500},
+                                "datasets.digits"),
+    "duplicate-family-name": (
+        "threshold_search.families[1].name", "@0", "threshold_search.families[1].name"
+    ),
+}  # fmt: skip
 
 
 @pytest.mark.parametrize(("key", "value", "culprit"), CASES.values(), ids=CASES.keys())
 def test_bad_config_stops_before_any_job(project, key, value, culprit):
     cfg = yaml.safe_load((ROOT / "config/smoke.yaml").read_text())
+    if value == "@0":  # the name of the first family
+        value = cfg["threshold_search"]["families"][0]["name"]
     edit(cfg, key, value)
     (project / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
     before = snapshot(project / "results")
@@ -93,6 +118,88 @@ def test_bad_config_stops_before_any_job(project, key, value, culprit):
     assert "bad.yaml" in out and "Traceback" not in out, out[-2000:]
     assert snapshot(project / "results") == before
     assert not (project / SMOKE / "runs").exists()
+    # the plan check runs the same checks (deeplinear.plan.build) and names the same culprit
+    check = plan_check(project, "config/bad.yaml")
+    assert check.returncode == 1 and culprit in check.stderr, check.stderr[-2000:]
+    assert "Traceback" not in check.stderr
+
+
+def plan_check(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "deeplinear.plan", "check", *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=120)
+
+
+def smoke_text() -> str:
+    return (ROOT / "config/smoke.yaml").read_text()
+
+
+@pytest.mark.parametrize("name", ["../../../tmp/evil_exp", "a/b", "x y"])
+@pytest.mark.parametrize("where", ["experiments", "datasets"])
+def test_names_that_are_not_identifiers_are_refused(project, name, where):
+    cfg = yaml.safe_load(smoke_text())
+    first = next(iter(cfg[where]))
+    cfg[where][name] = cfg[where].pop(first)
+    (project / "config/bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(project, "-n", "--configfile=config/bad.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert f"config key {where}" in out and "does not match" in out, out[-2000:]
+    assert not (Path("/tmp") / "evil_exp").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("seed: 1\nseed: 2\n", 2),  # a top-level key twice
+        ("seed: 1\ndatasets:\n  a: {kind: digits}\n  a: {kind: random}\n", 4),
+    ],
+)
+def test_a_key_given_twice_is_an_error_naming_the_line(tmp_path, text, line):
+    bad = tmp_path / "twice.yaml"
+    bad.write_text(text)
+    check = plan_check(tmp_path, str(bad))
+    assert check.returncode == 1 and "Traceback" not in check.stderr
+    assert f"{bad}, line {line}" in check.stderr and "given twice" in check.stderr
+
+
+def test_a_key_given_twice_stops_snakemake_too(project):
+    text = smoke_text().replace("\nexperiments:\n", "\nseed: 7\nexperiments:\n", 1)
+    (project / "config/bad.yaml").write_text(text)
+    proc = snakemake(project, "-n", "--configfile=config/bad.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "given twice" in out and "bad.yaml, line" in out, out[-2000:]
+
+
+@pytest.mark.parametrize("content", [b"seed: 1\n\xff\xfe\x00\x01", b"\x89PNG\r\n\x1a\n\x00\x00"])
+def test_a_binary_config_is_a_clear_error(tmp_path, content):
+    bad = tmp_path / "binary.yaml"
+    bad.write_bytes(content)
+    check = plan_check(tmp_path, str(bad))
+    assert check.returncode == 1 and "Traceback" not in check.stderr
+    assert str(bad) in check.stderr and "UTF-8" in check.stderr
+
+
+def test_plan_get_and_figure_name_what_exists(tmp_path):
+    run = [sys.executable, "-m", "deeplinear.plan"]
+    smoke = str(ROOT / "config/smoke.yaml")
+    got = subprocess.run([*run, "get", "nosuchkey", smoke], capture_output=True, text=True)
+    assert got.returncode == 1 and "no top-level key 'nosuchkey'" in got.stderr
+    assert "results_dir" in got.stderr and "Traceback" not in got.stderr
+    fig = subprocess.run([*run, "figure", "fig1_stepsize", smoke], capture_output=True, text=True)
+    figures_dir = yaml.safe_load(smoke_text())["figures_dir"]
+    assert fig.stdout.split() == [f"{figures_dir}/fig1_stepsize.{e}" for e in ("pdf", "png")]
+    bad = subprocess.run([*run, "figure", "fig99", smoke], capture_output=True, text=True)
+    assert bad.returncode == 1 and "fig1_stepsize" in bad.stderr and "fig99" in bad.stderr
+
+
+def test_a_huge_grid_is_counted_without_building_it(tmp_path):
+    cfg = yaml.safe_load(smoke_text())
+    cfg["experiments"]["depth"]["seeds"] = 200_000  # 60,036 shards
+    (tmp_path / "big.yaml").write_text(yaml.safe_dump(cfg))
+    refused = plan_check(tmp_path, "big.yaml")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "60,036 shards (limit 50,000)" in refused.stderr
+    assert "allow_large" in refused.stderr and "--allow-large" in refused.stderr
 
 
 def test_yaml_syntax_error_names_file_line_and_column(tmp_path):
@@ -137,3 +244,40 @@ def test_the_workflow_runs_from_another_directory(tmp_path):
         elsewhere, "-s", str(work / "Snakefile"), "-n", f"--configfile={work}/config/smoke.yaml"
     )
     assert "train_shard" in proc.stdout + proc.stderr
+
+
+def test_unlock_is_refused_while_another_run_is_alive(project, tmp_path):
+    fake = tmp_path / "snakemake"  # stands for a run in progress in the project folder
+    fake.write_text("#!/bin/sh\nsleep 120\n")
+    fake.chmod(0o755)
+    alive = subprocess.Popen([str(fake)], cwd=project)
+    try:
+        proc = snakemake(project, "--unlock", "--configfile=config/smoke.yaml", check=False)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and "Traceback" not in out
+        assert "do not use --unlock while it is alive" in out and f"ps -p {alive.pid}" in out
+        dry = snakemake(project, "-n", "--configfile=config/smoke.yaml")
+        assert f"another Snakemake run (pid {alive.pid})" in dry.stderr
+    finally:
+        alive.kill()
+        alive.wait()
+    assert (
+        "another Snakemake run"
+        not in snakemake(project, "-n", "--configfile=config/smoke.yaml").stderr
+    )
+
+
+def test_snakemake_without_the_environment_on_path_stops_before_any_job(project, tmp_path):
+    other = tmp_path / "bin"  # a `python` without the project's packages comes first on PATH
+    other.mkdir()
+    (other / "python").write_text("#!/bin/sh\necho 'No module named papermill' >&2\nexit 1\n")
+    (other / "python").chmod(0o755)
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "1", "--configfile=config/smoke.yaml"]
+    path = f"{other}:/usr/bin:/bin"
+    proc = subprocess.run(cmd, cwd=project, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": path})  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in out
+    assert "Cannot run the workflow" in out and "No module named papermill" in out
+    assert "source .venv/bin/activate" in out
+    assert not (project / SMOKE / "runs").exists()

@@ -22,7 +22,7 @@ import hashlib
 import itertools
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,6 +320,183 @@ class Plan:
         return [r.run_id for r in self.experiments[experiment].runs]
 
 
+#: Above these sizes a config is refused unless it sets ``allow_large: true`` (or the plan
+#: check gets ``--allow-large``): a grid this large is more often a typo than a plan.
+LIMITS = {"runs": 10**6, "shards": 50_000, "shard_bytes": 4 * 2**30, "dataset_bytes": 4 * 2**30}
+#: Arrays of a run's layer sizes the engine holds at once (weights, gradients, prefix and
+#: suffix products, stacks and a few buffers): an upper estimate for the memory check.
+ENGINE_COPIES = 10
+#: Folders of the project's own sources: no result or figure may be written into them.
+SOURCE_FOLDERS = (
+    "notebooks", "src", "workflow", "config", "scripts", "tests", "docs", "benchmarks",
+    "profiles", "data", ".git",
+)  # fmt: skip
+#: What the default run writes below ``results/`` (a non-default config must not write there).
+DEFAULT_RESULTS = (
+    "tables", "runs", "data", "logs", "notebooks", "benchmarks", "thresholds", "config",
+    "provenance", "report", "requirements",
+)  # fmt: skip
+#: The default config, relative to the project root.
+DEFAULT_CONFIG = "config/config.yaml"
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} PiB"  # pragma: no cover
+
+
+def _dataset_dims(spec: Mapping[str, Any]) -> tuple[int, int, int]:
+    """``(d_x, d_y, m)`` a dataset entry asks for, without building it (digits: its size)."""
+    if spec["kind"] == "digits":
+        return int(spec.get("components", 64)) + 1, 10, int(spec.get("m", 1797))
+    return int(spec.get("d_x", 1)), int(spec.get("d_y", 1)), int(spec.get("m", 1))
+
+
+def size_of(cfg: Mapping[str, Any]) -> dict[str, Any]:
+    """Runs, shards, the largest shard's arrays and the largest dataset a validated config
+    defines, counted from the grid's lengths without building it (pipeline.md, "Plan")."""
+    dims = {name: _dataset_dims(spec) for name, spec in cfg["datasets"].items()}
+
+    def shard_bytes(dataset: str, depth: int, hidden: int, runs: int) -> float:
+        d_x, d_y, _ = dims.get(dataset, (1, 1, 1))
+        widths = [d_x, *([hidden] * (depth - 1)), d_y]
+        params = sum(a * b for a, b in zip(widths[1:], widths[:-1], strict=True))
+        return 8.0 * ENGINE_COPIES * runs * params
+
+    runs = shards = 0
+    largest = (0.0, "")
+    for name, exp in cfg["experiments"].items():
+        per_cell = len(exp["inits"]) * len(exp["step_rules"])
+        cells = len(exp["depths"]) * len(exp["hidden_widths"]) * len(exp["step_multiples"])
+        runs += cells * per_cell * exp["seeds"]
+        shards += cells * math.ceil(exp["seeds"] / exp["shard_seeds"])
+        in_shard = per_cell * min(exp["seeds"], exp["shard_seeds"])
+        for depth in exp["depths"]:
+            for hidden in exp["hidden_widths"]:
+                b = shard_bytes(exp["dataset"], depth, hidden, in_shard)
+                largest = max(largest, (b, f"experiments.{name} (depth {depth}, width {hidden})"))
+    ts = cfg["threshold_search"]
+    runs += len(ts["families"]) * len(ts["depths"]) * ts["seeds"]
+    shards += len(ts["families"]) * len(ts["depths"])
+    for i, fam in enumerate(ts["families"]):
+        for depth in ts["depths"]:
+            b = shard_bytes(fam["dataset"], depth, fam["hidden_width"], ts["seeds"])
+            largest = max(largest, (b, f"threshold_search.families[{i}] (depth {depth})"))
+    data = max(
+        ((8.0 * 4 * (d_x + d_y) * m, f"datasets.{name}") for name, (d_x, d_y, m) in dims.items()),
+        default=(0.0, ""),
+    )
+    return {"runs": runs, "shards": shards, "shard_bytes": largest, "dataset_bytes": data}
+
+
+def check_size(cfg: Mapping[str, Any], allow_large: bool = False) -> dict[str, Any]:
+    """Refuse a config above :data:`LIMITS` (unless ``allow_large``), saying how large it is;
+    return :func:`size_of`."""
+    size = size_of(cfg)
+    if allow_large or cfg.get("allow_large"):
+        return size
+    problems = [
+        f"{size[k]:,} {k} (limit {LIMITS[k]:,})" for k in ("runs", "shards") if size[k] > LIMITS[k]
+    ]
+    for key, what in (("shard_bytes", "shard's arrays"), ("dataset_bytes", "dataset")):
+        nbytes, where = size[key]
+        if nbytes > LIMITS[key]:
+            problems.append(
+                f"a {what} of about {_size(nbytes)} at config key {where} "
+                f"(limit {_size(LIMITS[key])})"
+            )
+    if problems:
+        raise InputError(
+            "config key experiments: the plan is too large: " + "; ".join(problems) + ". "
+            "If you mean it, set allow_large: true (or pass --allow-large to the plan check)"
+        )
+    return size
+
+
+def _overlaps(a: Path, b: Path) -> bool:
+    return a == b or a in b.parents or b in a.parents
+
+
+def check_locations(
+    cfg: Mapping[str, Any], root: Path, default: bool, cwd: Path | None = None
+) -> None:
+    """``results_dir`` and ``figures_dir`` (relative to ``cwd``) never overlap the project's
+    sources (:data:`SOURCE_FOLDERS`, the project folder itself); only the default config may
+    write the committed ``figures/`` and the default ``results/`` (:data:`DEFAULT_RESULTS`)."""
+    cwd = Path.cwd() if cwd is None else cwd
+    root = Path(root).resolve()
+    for key in ("results_dir", "figures_dir"):
+        where = (cwd / cfg[key]).resolve()
+        said = f"config key {key}: {cfg[key]!r} ({where})"
+        if where == root or where in root.parents:
+            raise InputError(f"{said} would hold the project folder {root}; name a subfolder")
+        for name in SOURCE_FOLDERS:
+            if _overlaps(where, root / name):
+                raise InputError(f"{said} overlaps the project's source folder {name}/")
+        if default:
+            continue
+        if _overlaps(where, root / "figures"):
+            raise InputError(
+                f"{said} overlaps the committed figures/, which only the default config "
+                f"({DEFAULT_CONFIG}) renders; set figures_dir to a folder of its own"
+            )
+        results = root / "results"
+        if where == results or where in results.parents:
+            raise InputError(
+                f"{said} would overwrite the default run's results/; set results_dir (and "
+                "figures_dir) to a folder of its own, for example results/<name>"
+            )
+        if results in where.parents:
+            first = where.relative_to(results).parts[0]
+            if first.split(".")[0] in DEFAULT_RESULTS:
+                raise InputError(f"{said} lies in the default run's results/{first}")
+
+
+def is_default(configfiles: Sequence[str | Path], root: Path) -> bool:
+    """Whether the config files are just the default :data:`DEFAULT_CONFIG` of ``root``."""
+    root, files = Path(root), [Path(f).resolve() for f in configfiles]
+    return files in ([], [(root / DEFAULT_CONFIG).resolve()])
+
+
+def dataset_dims(cfg: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """Build and check every dataset of a validated config (cheap) so bad data fails before
+    any job; ``{name: (d_x, d_y)}``. The same checks for the plan check and Snakemake."""
+    from deeplinear import data
+
+    dims = {}
+    for name, spec in cfg["datasets"].items():
+        params = {k: v for k, v in spec.items() if k != "kind"}
+        try:
+            ds = data.validate(data.make(spec["kind"], **params), name=f"dataset {name!r}")
+        except InputError as err:
+            raise InputError(f"config key datasets.{name}: {err}") from None
+        dims[name] = ds.X.shape[0], ds.Y.shape[0]
+    return dims
+
+
+def build(
+    cfg: dict[str, Any],
+    schema: str | Path,
+    configfiles: Sequence[str | Path],
+    root: Path,
+    allow_large: bool = False,
+) -> Plan:
+    """The front door, shared by ``plan check`` and the Snakefile: every config file read
+    strictly (:func:`read_yaml`: duplicate keys, encoding), ``cfg`` validated and filled
+    (:func:`validate`), output locations (:func:`check_locations`) and sizes
+    (:func:`check_size`) checked, every dataset built (:func:`dataset_dims`), the plan
+    built (:meth:`Plan.from_config`). Raises :class:`InputError` naming the key or file."""
+    for path in configfiles:
+        read_yaml(path)
+    validate(cfg, schema)
+    check_locations(cfg, root, is_default(configfiles, root))
+    check_size(cfg, allow_large)
+    return Plan.from_config(cfg, dataset_dims(cfg))
+
+
 def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
     """Checks across fields that the schema cannot express; each error names the config key.
 
@@ -355,6 +532,14 @@ def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
                     f"bottleneck width {bottleneck} (hidden widths and dataset {dataset!r})"
                 )
     ts = cfg["threshold_search"]
+    names: dict[str, int] = {}
+    for i, family in enumerate(ts["families"]):
+        if family["name"] in names:
+            raise InputError(
+                f"config key threshold_search.families[{i}].name: {family['name']!r} is "
+                f"already the name of families[{names[family['name']]}]; names label the rows"
+            )
+        names[family["name"]] = i
     if not ts["lo"] < ts["hi"]:
         raise InputError(
             f"config key threshold_search.lo: the search needs lo < hi, got lo = {ts['lo']} "
@@ -362,16 +547,49 @@ def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
         )
 
 
+def _strict_loader():
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (YAML lets the last
+    one win silently; a config must mean what it says)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen: dict[Any, Any] = {}
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if key in seen:
+                    first = seen[key].start_mark.line + 1
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} is given twice (first on line {first})",
+                        key_node.start_mark,
+                    )  # fmt: skip
+                seen[key] = key_node
+            return super().construct_mapping(node, deep)
+
+    return StrictLoader
+
+
 def read_yaml(path: str | Path) -> Any:
-    """A YAML file; a syntax error names the file, line and column."""
+    """A YAML file; a syntax error, a key given twice or text that is not UTF-8 names the
+    file (and the line and column where known)."""
     import yaml
 
     try:
-        text = Path(path).read_text()
+        raw = Path(path).read_bytes()
     except OSError as err:
         raise InputError(f"config file {path}: {err.strerror}") from None
     try:
-        return yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise InputError(
+            f"config file {path}, line {line}: not UTF-8 text (byte {raw[err.start]:#04x} at "
+            f"offset {err.start}); a config is a YAML text file"
+        ) from None
+    if "\x00" in text:
+        raise InputError(f"config file {path}: holds NUL bytes; a config is a YAML text file")
+    try:
+        return yaml.load(text, Loader=_strict_loader())  # a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -392,42 +610,80 @@ def main(argv: list[str] | None = None) -> int:
     ``get KEY FILE``: a top-level value of the validated config (``results_dir``)."""
     import sys
 
-    args = sys.argv[1:] if argv is None else argv
-    arity = {"check": 2, "get": 3}
+    args = list(sys.argv[1:] if argv is None else argv)
+    allow_large = "--allow-large" in args
+    args = [a for a in args if a != "--allow-large"]
+    arity = {"check": 2, "get": 3, "figure": 3}
     if not args or arity.get(args[0]) != len(args):
         print(
-            "usage: python -m deeplinear.plan check CONFIG.yaml\n"
-            "       python -m deeplinear.plan get KEY CONFIG.yaml   (a top-level value)",
+            "usage: python -m deeplinear.plan check CONFIG.yaml [--allow-large]\n"
+            "       python -m deeplinear.plan get KEY CONFIG.yaml      (a top-level value)\n"
+            "       python -m deeplinear.plan figure NAME CONFIG.yaml  (the figure's files)",
             file=sys.stderr,
         )
         return 2
-    schema = Path(__file__).resolve().parents[2] / "workflow/schemas/config.schema.yaml"
+    # The project is the folder the check runs in (make's), else the one of this package.
+    package_root = Path(__file__).resolve().parents[2]
+    root = Path.cwd() if (Path.cwd() / "Snakefile").is_file() else package_root
+    schema = package_root / "workflow/schemas/config.schema.yaml"
     try:
-        cfg = load(args[-1], schema)
-        plan = Plan.from_config(cfg)
+        cfg = read_yaml(args[-1])
+        if args[0] != "check":  # a value or paths: the schema, not the whole plan
+            validate(cfg, schema)
+            print(_lookup(args[0], args[1], cfg))
+            return 0
+        plan = build(cfg, schema, [args[-1]], root, allow_large)
     except InputError as err:
         print(f"Error in the config ({args[-1]}): {err}", file=sys.stderr)
         return 1
-    if args[0] == "get":
-        print(cfg[args[1]])
-        return 0
-    runs = sum(len(e.runs) for e in plan.experiments.values())
-    shards = sum(len(e.shards) for e in plan.experiments.values())
+    size = size_of(cfg)
     print(
-        f"{args[1]}: {len(plan.experiments)} experiments, {runs} runs in {shards} shards; "
-        f"threshold search: {len(plan.threshold.runs)} starts in {len(plan.threshold.shards)} "
-        "shards"
+        f"{args[1]}: {len(plan.experiments)} experiments and the threshold search: "
+        f"{size['runs']} runs in {size['shards']} shards (threshold search: "
+        f"{len(plan.threshold.runs)} starts in {len(plan.threshold.shards)} shards); largest "
+        f"shard about {_size(size['shard_bytes'][0])} of arrays"
     )
     return 0
+
+
+def _lookup(what: str, name: str, cfg: Mapping[str, Any]) -> str:
+    """``get KEY``: a top-level value; ``figure NAME``: the figure's files under figures_dir."""
+    if what == "get":
+        if name not in cfg:
+            raise InputError(f"no top-level key {name!r}; the config has {sorted(cfg)}")
+        return str(cfg[name])
+    from deeplinear.figures import by_name
+
+    if name not in by_name():
+        raise InputError(f"no figure {name!r}; the figures are {sorted(by_name())}")
+    return " ".join(f"{cfg['figures_dir']}/{name}.{ext}" for ext in ("pdf", "png"))
+
+
+def check_finite(obj: Any, path: tuple = ()) -> None:
+    """Raise :class:`InputError` naming the key of the first NaN or infinity in ``obj``
+    (YAML's ``.nan``/``.inf`` are numbers to JSON schema; no config value may be one)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise InputError(f"config key {key_path(path)}: {obj} is not a finite number")
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            check_finite(value, (*path, key))
+    elif isinstance(obj, list):
+        for i, value in enumerate(obj):
+            check_finite(value, (*path, i))
 
 
 def validate(cfg: Any, schema: str | Path) -> None:
     """Validate ``cfg`` in place against the JSON schema (YAML) and fill its defaults.
 
-    Raises :class:`InputError` naming the config key of the first problem.
+    Raises :class:`InputError` naming the config key of the first problem; NaN and
+    infinities are refused first (:func:`check_finite`).
     """
     import jsonschema
     import yaml
+
+    if not isinstance(cfg, dict):
+        raise InputError(f"the config must be a mapping of keys, got {type(cfg).__name__}")
+    check_finite(cfg)
 
     spec = yaml.safe_load(Path(schema).read_text())
     base = jsonschema.Draft202012Validator

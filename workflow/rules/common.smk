@@ -6,7 +6,7 @@ import re
 import shlex
 import sys
 
-from deeplinear import data, figures, plan
+from deeplinear import figures, plan, preflight
 from snakemake.exceptions import WorkflowError
 
 from deeplinear.errors import InputError
@@ -16,25 +16,38 @@ ENV = "../envs/deeplinear.yaml"
 
 
 def _plan(cfg):
-    """Validate `cfg` (filling the schema's defaults), build every dataset once (cheap) so
-    that bad data fails now, and return the plan; exit with the culprit named otherwise."""
+    """The plan through the front door every config passes (`deeplinear.plan.build`, the
+    same checks as `python -m deeplinear.plan check`): config files read strictly, schema and
+    defaults, output locations, sizes, every dataset built; exit naming the culprit."""
+    files = workflow.overwrite_configfiles or [f"{workflow.basedir}/config/config.yaml"]
     try:
-        plan.validate(cfg, workflow.source_path("../schemas/config.schema.yaml"))
-        dims = {}
-        for name, spec in cfg["datasets"].items():
-            params = {k: v for k, v in spec.items() if k != "kind"}
-            try:
-                ds = data.validate(data.make(spec["kind"], **params), name=f"dataset {name!r}")
-            except InputError as err:
-                raise InputError(f"config key datasets.{name}: {err}") from None
-            dims[name] = ds.X.shape[0], ds.Y.shape[0]
-        return plan.Plan.from_config(cfg, dims)
+        return plan.build(
+            cfg, workflow.source_path("../schemas/config.schema.yaml"), files, workflow.basedir
+        )
     except InputError as err:
-        files = ", ".join(map(str, workflow.overwrite_configfiles)) or "config/config.yaml"
-        sys.exit(f"Error in the config ({files}): {err}")
+        sys.exit(f"Error in the config ({', '.join(map(str, files))}): {err}")
 
 
 PLAN = _plan(config)
+
+
+def _preflight():
+    """Before any job: the tools the rules call, and another run alive in this folder."""
+    others = preflight.other_runs(os.getcwd())
+    if others and "--unlock" in sys.argv:
+        sys.exit(f"Refusing --unlock: {preflight.unlock_warning(others)}")
+    if others:
+        print(f"Note: {preflight.unlock_warning(others)}", file=sys.stderr)
+    words = set(sys.argv)
+    no_jobs = words & {"-n", "--dry-run", "--dryrun", "--unlock", "--lint", "--touch", "-t"}
+    if not no_jobs and not any(w.startswith("--sdm") for w in words):
+        problem = preflight.missing_tools()
+        if problem is not None:
+            sys.exit(f"Cannot run the workflow: {problem}")
+
+
+if workflow.is_main_process:
+    _preflight()
 RESULTS = PLAN.results_dir
 TABLES = f"{RESULTS}/tables"
 
