@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -281,3 +282,22 @@ def test_snakemake_without_the_environment_on_path_stops_before_any_job(project,
     assert "Cannot run the workflow" in out and "No module named papermill" in out
     assert "source .venv/bin/activate" in out
     assert not (project / SMOKE / "runs").exists()
+
+
+@pytest.mark.parametrize(("fig", "ok"), [("fig1_stepsize", True), ("fig99", False)])
+def test_make_figure_uses_the_config_figures_dir_and_lists_the_figures(fig, ok):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    venv = Path(sys.executable).parent
+    cmd = ["make", "--no-print-directory", "-n" if ok else "figure", f"FIG={fig}",
+           "CONFIG=config/smoke.yaml", f"BIN={venv}", "STAMP=pyproject.toml"]  # fmt: skip
+    if ok:  # the dry run shows the command; the paths come from the plan
+        cmd.insert(3, "figure")
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+        assert "deeplinear.plan figure fig1_stepsize config/smoke.yaml" in proc.stdout
+        assert "figures/fig1_stepsize.pdf" not in proc.stdout
+    else:
+        assert proc.returncode != 0 and "no figure 'fig99'" in proc.stderr
+        assert "fig1_stepsize" in proc.stderr and "Traceback" not in proc.stderr
