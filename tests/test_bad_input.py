@@ -301,3 +301,26 @@ def test_make_figure_uses_the_config_figures_dir_and_lists_the_figures(fig, ok):
     else:
         assert proc.returncode != 0 and "no figure 'fig99'" in proc.stderr
         assert "fig1_stepsize" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_rebuild_command_names_the_config_of_the_run(project):
+    """A damaged file of a non-default run names the command that rebuilds it under its own
+    config (the default command would fail: no rule makes results/smoke/... there)."""
+    from deeplinear import plan
+
+    cfg = plan.read_yaml(ROOT / "config/smoke.yaml")
+    plan.validate(cfg, ROOT / "workflow/schemas/config.schema.yaml")
+    exp = plan.Plan.from_config(cfg).experiments["depth"]
+    before = set(snapshot(project))
+    data = project / SMOKE / "data" / f"{exp.dataset}.npz"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_bytes(b"not a zip file")  # present, so Snakemake does not remake it
+    target = f"{SMOKE}/runs/depth/{next(iter(exp.shards))}.summary.csv"
+    try:
+        proc = snakemake(project, "--configfile=config/smoke.yaml", target, check=False)
+        logs = "".join(p.read_text() for p in (project / SMOKE / "logs").rglob("*.log"))
+        hint = f"snakemake --force {SMOKE}/data/{exp.dataset}.npz --configfile=config/smoke.yaml"
+        assert proc.returncode != 0 and hint in proc.stdout + proc.stderr + logs, logs[-2000:]
+    finally:  # leave the project's earlier results as they were
+        for rel in set(snapshot(project)) - before:
+            (project / rel).unlink()

@@ -14,7 +14,7 @@ import pandas as pd
 
 from deeplinear import gd, init, metrics, model, theory
 from deeplinear.data import Dataset
-from deeplinear.errors import InputError
+from deeplinear.errors import InputError, rebuild_command
 from deeplinear.model import Problem
 from deeplinear.plan import Run, Settings, ThresholdSearch
 
@@ -376,7 +376,7 @@ def check_shard(table: pd.DataFrame, expected: Sequence[str], source: str) -> No
     if problems:
         raise InputError(
             f"{source} does not match the plan of its shard: {'; '.join(problems)}. "
-            f"Rebuild it with: snakemake --force {source}"
+            f"Rebuild it with: {rebuild_command(source)}"
         )
 
 
@@ -389,7 +389,7 @@ def check_columns(table: pd.DataFrame, columns: Sequence[str], source: str) -> N
         raise InputError(
             f"{source} was written by another version of the code (columns missing: "
             f"{', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'}). "
-            f"Rebuild it with: snakemake --force {source}"
+            f"Rebuild it with: {rebuild_command(source)}"
         )
 
 

@@ -146,7 +146,7 @@ def load_dataset(path: str | os.PathLike):
     """The :class:`~deeplinear.data.Dataset` saved by the workflow's ``dataset`` rule; an
     unreadable file raises :class:`~deeplinear.errors.InputError` naming it and the fix."""
     from deeplinear.data import Dataset
-    from deeplinear.errors import InputError
+    from deeplinear.errors import InputError, rebuild_command
 
     try:
         arrays = load_npz(path)
@@ -154,7 +154,7 @@ def load_dataset(path: str | os.PathLike):
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise InputError(
             f"dataset file {path} is unreadable ({type(err).__name__}: {err}); "
-            f"rebuild it with: snakemake --force {path}"
+            f"rebuild it with: {rebuild_command(path)}"
         ) from None
 
 
@@ -163,7 +163,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     :class:`~deeplinear.errors.InputError` naming it and the command that rebuilds it."""
     import pandas as pd
 
-    from deeplinear.errors import InputError
+    from deeplinear.errors import InputError, rebuild_command
 
     path = Path(path)
     try:
@@ -173,5 +173,5 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except Exception as err:  # pyarrow, pandas and OS errors alike: name the file
         raise InputError(
             f"table {path} is unreadable ({type(err).__name__}: {err}); "
-            f"rebuild it with: snakemake --force {path}"
+            f"rebuild it with: {rebuild_command(path)}"
         ) from None

@@ -9,6 +9,7 @@ import sys
 from deeplinear import figures, plan, preflight
 from snakemake.exceptions import WorkflowError
 
+from deeplinear import errors
 from deeplinear.errors import InputError
 
 #: Software environment of every rule (used with `--sdm conda`).
@@ -29,6 +30,10 @@ def _plan(cfg):
 
 
 PLAN = _plan(config)
+# Error messages of the jobs quote the command that rebuilds a damaged file, with these.
+os.environ[errors.CONFIGFILES_VARIABLE] = shlex.join(
+    os.path.relpath(f) for f in workflow.overwrite_configfiles
+)
 
 
 def _preflight():
