@@ -1,11 +1,12 @@
-"""The README's generated parts: what the workflow computed and what the figure registry
-says, included between markers (``make readme``), and the DOI and SHA-256 lines that
-``deposit --publish`` writes (:data:`DEPOSIT_MARKERS`); nothing else writes the README.
+"""The README's generated blocks (``make readme``): what the workflow computed and what the
+figure registry says, included between markers; nothing else writes the README.
 
     python -m deeplinear.publish.readme README.md results/tables/claims.md
 
 replaces the claims block with the Markdown the workflow's ``claims`` rule wrote, and the
 figures block with the claims each figure tests (:data:`deeplinear.figures.FIGURES`).
+
+Also the DOI and SHA-256 lines that ``deposit --publish`` writes (:data:`DEPOSIT_MARKERS`).
 The science modules are imported only by :func:`figures_markdown`: the rest needs only the
 standard library, as ``deposit`` does.
 """
