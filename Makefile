@@ -18,7 +18,7 @@ RESULTS_DIR = $$($(BIN)/python -m deeplinear.plan get results_dir $(CONFIG_FILE)
 # Rules run `python` from their environment: with .venv, that is .venv/bin/python.
 export PATH := $(abspath $(BIN)):$(PATH)
 # A fixed string hash for everything make starts (the archive also canonicalizes the parts
-# of Snakemake's report that follow hash order: deeplinear.archive.canonical_report).
+# of Snakemake's report that follow hash order: deeplinear.publish.archive.canonical_report).
 export PYTHONHASHSEED := 0
 
 .PHONY: reproduce readme test lint smoke figure bench archive verify-archive clean help
@@ -46,7 +46,7 @@ reproduce: $(STAMP)
 	$(if $(CONFIG),,$(MAKE) readme)
 
 readme: $(STAMP)
-	$(BIN)/python -m deeplinear.readme README.md results/tables/claims.md
+	$(BIN)/python -m deeplinear.publish.readme README.md results/tables/claims.md
 
 $(CFF):
 	$(PYTHON) -m venv .venv-cff
@@ -93,14 +93,14 @@ archive: report
 # Needs only Python's standard library (no venv): a reader with the tarball can run it.
 verify-archive:
 	@test -n "$(ARCHIVE)" || { echo "usage: make verify-archive ARCHIVE=dist/<name>.tar.gz [SHA256=<published hash>] [DOI=<record DOI>]"; exit 2; }
-	$(PYTHON) src/deeplinear/archive.py verify "$(ARCHIVE)" $(if $(SHA256),--sha256 "$(SHA256)") $(if $(DOI),--doi "$(DOI)")
+	PYTHONPATH="$(CURDIR)/src" $(PYTHON) -m deeplinear.publish verify "$(ARCHIVE)" $(if $(SHA256),--sha256 "$(SHA256)") $(if $(DOI),--doi "$(DOI)")
 
 # Upload the archive to a Zenodo draft (token in $$ZENODO_TOKEN); PUBLISH=1 publishes it,
 # SANDBOX=1 uses sandbox.zenodo.org, RECORD_ID=<id> makes a new version of that record (the
 # default when CITATION.cff has a Zenodo DOI), DEPOSITION=<id> continues an existing draft;
 # an archive of a config other than config/config.yaml needs OTHER_CONFIG=1.
 deposit:
-	$(PYTHON) src/deeplinear/archive.py deposit $(if $(ARCHIVE),"$(ARCHIVE)") $(if $(filter 1,$(PUBLISH)),--publish) $(if $(filter 1,$(SANDBOX)),--sandbox) $(if $(RECORD_ID),--record-id "$(RECORD_ID)") $(if $(DEPOSITION),--deposition "$(DEPOSITION)") $(if $(filter 1,$(OTHER_CONFIG)),--other-config)
+	PYTHONPATH="$(CURDIR)/src" $(PYTHON) -m deeplinear.publish deposit $(if $(ARCHIVE),"$(ARCHIVE)") $(if $(filter 1,$(PUBLISH)),--publish) $(if $(filter 1,$(SANDBOX)),--sandbox) $(if $(RECORD_ID),--record-id "$(RECORD_ID)") $(if $(DEPOSITION),--deposition "$(DEPOSITION)") $(if $(filter 1,$(OTHER_CONFIG)),--other-config)
 
 clean:
 	rm -rf results .snakemake dist

@@ -1,4 +1,4 @@
-"""The deterministic archive (deeplinear.archive): build, verify, provenance, lock, modes."""
+"""The deterministic archive (deeplinear.publish): build, verify, provenance, lock, modes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from deeplinear import archive as tool
+from deeplinear.publish import archive as tool
+from deeplinear.publish import files
+from deeplinear.publish import provenance as provenance_tool
 from tests.conftest import ROOT, SMOKE, copy_project, snakemake
 
 SRC = ROOT / "src"
@@ -39,8 +41,8 @@ def env_with_src(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``python -m deeplinear.archive`` with this interpreter."""
-    cmd = [sys.executable, "-m", "deeplinear.archive", *args]
+    """Run ``python -m deeplinear.publish`` with this interpreter."""
+    cmd = [sys.executable, "-m", "deeplinear.publish", *args]
     return subprocess.run(
         cmd, cwd=cwd, capture_output=True, text=True, env=env_with_src(env), timeout=120
     )
@@ -464,10 +466,15 @@ def test_a_report_whose_format_changed_is_refused(tree):
 # --- standard library only, from the unpacked archive ---------------------------------------
 
 
-def test_the_archive_module_imports_no_numpy_or_pandas():
+PUBLISH_MODULES = ("archive", "files", "provenance", "readme", "zenodo", "__main__")
+
+
+def test_the_publish_package_imports_no_numpy_pandas_or_yaml():
+    modules = ", ".join(f"deeplinear.publish.{name}" for name in PUBLISH_MODULES)
     code = (
-        "import sys, deeplinear.archive, deeplinear.zenodo, deeplinear.io; "
-        "print(sorted(m for m in ('numpy', 'pandas') if m in sys.modules))"
+        f"import sys, deeplinear.io, {modules}; "
+        "print(sorted(m for m in ('numpy', 'pandas', 'yaml', 'scipy', 'matplotlib') "
+        "if m in sys.modules))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env_with_src()
@@ -477,9 +484,11 @@ def test_the_archive_module_imports_no_numpy_or_pandas():
 
 
 def test_verify_runs_from_the_unpacked_archive_with_only_the_standard_library(tree, tmp_path):
-    (tree / "src/deeplinear").mkdir(parents=True)
-    for name in ("__init__.py", "errors.py", "io.py", "archive.py", "zenodo.py"):
+    (tree / "src/deeplinear/publish").mkdir(parents=True)
+    for name in ("__init__.py", "errors.py", "io.py"):
         shutil.copy2(SRC / "deeplinear" / name, tree / "src/deeplinear" / name)
+    for module in SRC.glob("deeplinear/publish/*.py"):
+        shutil.copy2(module, tree / "src/deeplinear/publish" / module.name)
     proc = run(*BUILD, "--member", "results", "src", cwd=tree)
     assert proc.returncode == 0, proc.stderr
     archive = tree / proc.stdout.splitlines()[0]
@@ -489,13 +498,28 @@ def test_verify_runs_from_the_unpacked_archive_with_only_the_standard_library(tr
     shutil.copy2(archive, reader)
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(reader, filter="data")
-    script = reader / archive.name.removesuffix(".tar.gz") / "src/deeplinear/archive.py"
-    # -I: no PYTHONPATH, no user site, no script folder on sys.path; -S: no site-packages.
-    cmd = [sys.executable, "-I", "-S", str(script), "verify", archive.name, "--sha256", published]
-    proc = subprocess.run(cmd, cwd=reader, capture_output=True, text=True, timeout=120)
+    src = reader / archive.name.removesuffix(".tar.gz") / "src"
+    # Only the unpacked src on the path: -S no site-packages (no numpy, no installed
+    # deeplinear), -s no user site, -P no working directory; nothing else in the environment.
+    python = [sys.executable, "-S", "-s", "-P"]
+    environ = {"PYTHONPATH": str(src), "PYTHONDONTWRITEBYTECODE": "1"}
+    cmd = [*python, "-m", "deeplinear.publish", "verify", archive.name, "--sha256", published]
+    proc = subprocess.run(cmd, cwd=reader, env=environ, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"OK {archive.name}: SHA-256 {published} matches" in proc.stdout
-    assert "OK src/deeplinear/archive.py" in proc.stdout
+    assert "OK src/deeplinear/publish/archive.py" in proc.stdout
+    where = "import deeplinear.publish.archive as a; print(a.__file__)"
+    found = subprocess.run([*python, "-c", where], cwd=reader, env=environ, capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    assert Path(found.stdout.strip()) == src / "deeplinear/publish/archive.py", found.stderr
+
+
+def test_one_file_hashing_helper_for_every_algorithm(tmp_path):
+    path = tmp_path / "blob.bin"
+    data = bytes(range(256)) * 5000  # more than one chunk
+    path.write_bytes(data)
+    assert files.file_digest(path) == hashlib.sha256(data).hexdigest()
+    assert files.file_digest(path, "md5") == hashlib.md5(data).hexdigest()
 
 
 # --- workflow helpers, provenance and lock --------------------------------------------------
@@ -521,7 +545,7 @@ def test_code_files_are_relative_to_the_working_directory(tree, tmp_path, monkey
 
 
 def test_snakemake_command_names_config_files_relative_to_the_workdir(tree):
-    command = tool.snakemake_command([tree / "config.yaml", "/elsewhere/c.yaml"], tree)
+    command = provenance_tool.snakemake_command([tree / "config.yaml", "/elsewhere/c.yaml"], tree)
     assert command == "snakemake --configfile config.yaml --configfile /elsewhere/c.yaml"
 
 
@@ -596,7 +620,7 @@ def test_result_files_get_the_umasks_mode(tmp_path, mask, mode):
         dio.save_npz(tmp_path / "t.npz", a=[1.0])
         with dio.atomic_path(tmp_path / "plain.txt") as tmp:
             tmp.write_text("x")
-        tool.write_text(tmp_path / "provenance.json", "{}\n")
+        files.write_text_atomic(tmp_path / "provenance.json", "{}\n")
     finally:
         os.umask(old)
     for name in ("t.csv", "t.json", "t.npz", "plain.txt", "provenance.json"):
@@ -726,7 +750,7 @@ def test_make_archive_is_stable_across_rerenders_and_verifies(smoke, monkeypatch
         f"{SMOKE}/provenance.json",
         f"{SMOKE}/requirements.lock",
         "src/deeplinear/gd.py",
-        "src/deeplinear/archive.py",
+        "src/deeplinear/publish/archive.py",
         "CITATION.cff",
         "Makefile",
     ):

@@ -231,7 +231,7 @@ def test_broken_zenodo_metadata_is_reported(change, expected):
 
 
 def test_the_deposited_metadata_is_still_a_valid_software_deposit():
-    from deeplinear.zenodo import deposit_metadata
+    from deeplinear.publish.zenodo import deposit_metadata
 
     meta = deposit_metadata(json.loads(ZENODO.read_text()), "x-1-abcd.tar.gz", "0" * 64)
     assert zenodo_errors(meta) == []
@@ -242,7 +242,7 @@ def test_the_deposited_metadata_is_still_a_valid_software_deposit():
 
 
 def test_a_deposited_doi_keeps_citation_cff_valid(tmp_path):
-    from deeplinear.zenodo import set_cff_doi
+    from deeplinear.publish.zenodo import set_cff_doi
 
     text = set_cff_doi(CFF.read_text(), "10.5281/zenodo.1234567", "2026-12-01")
     assert cff_errors(text) == []

@@ -1,4 +1,4 @@
-"""`make deposit` / `deeplinear.archive deposit` and `verify --doi` against a local Zenodo.
+"""`make deposit` / `deeplinear.publish deposit` and `verify --doi` against a local Zenodo.
 
 The real service is not reachable from the tests: a small HTTP server on 127.0.0.1 implements
 the endpoints of Zenodo's deposit and records API that the command uses, and records and
@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from deeplinear import archive as tool
-from deeplinear import zenodo
+from deeplinear.publish import archive as tool
+from deeplinear.publish import zenodo
+from deeplinear.publish.readme import DEPOSIT_MARKERS
 from tests.conftest import ROOT
 from tests.test_citation import cff_errors
 
@@ -240,7 +241,7 @@ def env(server: FakeZenodo | None, **extra: str) -> dict[str, str]:
 
 
 def archive_cli(project: Path, *args: str, environ: dict[str, str]) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "deeplinear.archive", *args]
+    cmd = [sys.executable, "-m", "deeplinear.publish", *args]
     return subprocess.run(cmd, cwd=project, env=environ, capture_output=True, text=True, timeout=60)
 
 
@@ -489,7 +490,7 @@ def test_the_token_goes_only_to_the_configured_host():
 def test_the_readme_has_the_marked_lines_that_deposit_rewrites():
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Archive and cite", 1)[1].split("\n## ", 1)[0]
-    for marker in zenodo.README_MARKERS.values():
+    for marker in DEPOSIT_MARKERS.values():
         assert section.count(marker) == 1, marker
 
 

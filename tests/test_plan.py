@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from deeplinear import experiments, figures, plan, readme
+from deeplinear import experiments, figures, plan
 from deeplinear.errors import InputError
+from deeplinear.publish import readme
 from tests.conftest import ROOT
 
 SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"

@@ -4,7 +4,7 @@ A reader (or a rerun after an interruption) never sees a half-written file. File
 mode the umask gives a new file (0644 with umask 022), as if written by ``open``.
 
 numpy and pandas are imported only by the writers that need them, so that
-:func:`atomic_path` (used by ``deeplinear.archive``) needs only the standard library.
+:func:`atomic_path` (used by ``deeplinear.publish``) needs only the standard library.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 # Provenance, the exact package versions, and the deterministic archive in dist/.
 # Uses from the including Snakefile: ALL_TABLES, ALL_FIGURES and ENV. The logic lives in
-# deeplinear.archive, which the jobs run as `python -m deeplinear.archive`.
+# deeplinear.publish, which the jobs run as `python -m deeplinear.publish`.
 #
 # Nothing here runs git, pip or the network while the workflow is parsed (also `snakemake -n`):
 # the git commit and the installed versions are read inside the provenance and lock jobs.
@@ -13,7 +13,8 @@ import tomllib
 from hashlib import sha256
 from pathlib import Path
 
-from deeplinear import archive as archive_tool
+from deeplinear.publish import archive as archive_tool
+from deeplinear.publish import provenance as provenance_tool
 
 #: The project folder (the Snakefile's), whatever the working directory: code is archived
 #: from here, results from the working directory.
@@ -33,7 +34,7 @@ ARCHIVE_CODE = [
     "Makefile",
 ]  # fmt: skip
 EXECUTED_NOTEBOOKS = sorted({f"{RESULTS}/notebooks/{Path(f).stem}.ipynb" for f in ALL_FIGURES})
-RUN_COMMAND = archive_tool.snakemake_command(workflow.overwrite_configfiles, Path.cwd())
+RUN_COMMAND = provenance_tool.snakemake_command(workflow.overwrite_configfiles, Path.cwd())
 
 
 localrules:
@@ -56,7 +57,7 @@ rule resolved_config:
     benchmark:
         f"{RESULTS}/benchmarks/resolved_config.tsv"
     shell:
-        "python -m deeplinear.archive config --out {output.config} "
+        "python -m deeplinear.publish config --out {output.config} "
         "--json {params.text:q} > {log} 2>&1"
 
 
@@ -81,7 +82,7 @@ rule provenance:
     benchmark:
         f"{RESULTS}/benchmarks/provenance.tsv"
     shell:
-        "python -m deeplinear.archive provenance --out {output.provenance} "
+        "python -m deeplinear.publish provenance --out {output.provenance} "
         "--config-file {input.config} --command {params.command:q} "
         "--project-dir {params.project:q} > {log} 2>&1"
 
@@ -97,7 +98,7 @@ rule lock:
     benchmark:
         f"{RESULTS}/benchmarks/lock.tsv"
     shell:
-        "python -m deeplinear.archive lock --out {output.lock} > {log} 2>&1"
+        "python -m deeplinear.publish lock --out {output.lock} > {log} 2>&1"
 
 
 rule archive:
@@ -129,7 +130,7 @@ rule archive:
     benchmark:
         f"{RESULTS}/benchmarks/archive.tsv"
     shell:
-        "python -m deeplinear.archive build --out {params.out} --name {params.name} "
+        "python -m deeplinear.publish build --out {params.out} --name {params.name} "
         "--version {params.version} --config-file {input.config} "
         "--code-root {params.code_root:q} --code {params.code:q} "
         "--member {input.tables:q} {input.figures:q} {input.notebooks:q} {input.report:q} "

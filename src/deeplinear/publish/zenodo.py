@@ -15,13 +15,14 @@ The REST calls are those of Zenodo's deposit API (developers.zenodo.org):
 
 Authentication: ``Authorization: Bearer <token>``, the token taken from ``ZENODO_TOKEN``.
 The archive's SHA-256 goes into the record's ``notes`` as ``SHA-256 (<file>): <hex>``, which
-``deeplinear.archive verify --doi`` reads back beside the md5 checksum Zenodo keeps.
+``python -m deeplinear.publish verify --doi`` reads back beside the md5 checksum Zenodo
+keeps. After publishing, the DOI goes into ``CITATION.cff``, the README's marked lines
+(:mod:`deeplinear.publish.readme`) and ``provenance.json``.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import os
@@ -35,7 +36,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from deeplinear.io import atomic_path
+from deeplinear.publish.files import PublishError, file_digest, write_text_atomic
+from deeplinear.publish.readme import deposit_lines, with_deposit_lines
 
 PRODUCTION = "https://zenodo.org"
 SANDBOX = "https://sandbox.zenodo.org"
@@ -49,11 +51,9 @@ TIMEOUT = 120
 ZENODO_DOI = re.compile(r"^(10\.\d{4,9})/zenodo\.(\d+)$")
 RECORD_PATH = re.compile(r"^/(?:api/)?(?:records?|deposit/depositions|uploads)/(\d+)/?$")
 SHA256_NOTE = re.compile(r"SHA-256 \((?P<name>[^()\s]+)\): (?P<hex>[0-9a-f]{64})")
-#: Marks the README lines that ``deposit --publish`` rewrites.
-README_MARKERS = {"doi": "<!-- deposit:doi -->", "sha256": "<!-- deposit:sha256 -->"}
 
 
-class ZenodoError(Exception):
+class ZenodoError(PublishError):
     """A failed request or an answer the deposit cannot use; the message says which."""
 
 
@@ -294,19 +294,13 @@ def deposit_metadata(metadata: Mapping[str, Any], name: str, digest: str) -> dic
     """The metadata of ``.zenodo.json`` with the archive's SHA-256 added to ``notes``."""
     meta = dict(metadata)
     note = sha256_note(name, digest)
-    check = f"Check a download with: sha256sum {name}, or python -m deeplinear.archive verify"
+    check = (
+        f"Check a download with: sha256sum {name}; or unpack it and run "
+        "PYTHONPATH=<unpacked>/src python3 -m deeplinear.publish verify"
+    )
     lines = [str(meta["notes"])] if meta.get("notes") else []
     meta["notes"] = "\n".join([*lines, f"{note}. {check} {name} --sha256 {digest}"])
     return meta
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    """Hex digest of a file."""
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def deposit(
@@ -401,34 +395,6 @@ def set_cff_doi(text: str, doi: str, released: str | None = None) -> str:
     return "".join(lines)
 
 
-def set_readme_lines(text: str, lines: Mapping[str, str]) -> tuple[str, list[str]]:
-    """README text with each marked line replaced; also the markers that were not found."""
-    out, missing = text.splitlines(keepends=True), []
-    for key, new in lines.items():
-        marker = README_MARKERS[key]
-        hits = [i for i, line in enumerate(out) if marker in line]
-        if not hits:
-            missing.append(marker)
-        for i in hits:
-            out[i] = f"{new} {marker}\n"
-    return "".join(out), missing
-
-
-def readme_lines(base: str, doi: str, archive: str, digest: str) -> dict[str, str]:
-    """The badge line and the published-hash line of the README."""
-    badge = f"[![DOI]({base}/badge/DOI/{doi}.svg)](https://doi.org/{doi})"
-    return {
-        "doi": f"{badge} Archive DOI: [{doi}](https://doi.org/{doi})",
-        "sha256": f"Published archive `{archive}`, SHA-256 `{digest}`",
-    }
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Replace a text file atomically."""
-    with atomic_path(path, suffix=".tmp") as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
 def record_deposit(
     published: Mapping[str, Any],
     archive: Path,
@@ -443,12 +409,11 @@ def record_deposit(
     doi = str(published["doi"])
     digest = file_digest(archive, "sha256")
     released = (published.get("metadata") or {}).get("publication_date")
-    write_atomic(citation, set_cff_doi(citation.read_text(encoding="utf-8"), doi, released))
+    write_text_atomic(citation, set_cff_doi(citation.read_text(encoding="utf-8"), doi, released))
     print(f"wrote doi: {doi} into {citation}", file=out)
-    text, missing = set_readme_lines(
-        readme.read_text(encoding="utf-8"), readme_lines(base, doi, archive.name, digest)
-    )
-    write_atomic(readme, text)
+    lines = deposit_lines(base, doi, archive.name, digest)
+    text, missing = with_deposit_lines(readme.read_text(encoding="utf-8"), lines)
+    write_text_atomic(readme, text)
     for marker in missing:
         print(f"warning: {readme} has no line marked {marker}; add the DOI by hand", file=out)
     if not missing:
@@ -463,7 +428,7 @@ def record_deposit(
             "record": (published.get("links") or {}).get("record_html")
             or (published.get("links") or {}).get("html"),
         }
-        write_atomic(provenance, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(provenance, json.dumps(record, indent=2, sort_keys=True) + "\n")
         print(f"wrote the deposit into {provenance}", file=out)
     else:
         print(f"warning: {provenance} not found; the DOI is not recorded there", file=out)
@@ -473,7 +438,7 @@ def record_deposit(
 
 
 def add_deposit_parser(sub: Any) -> None:
-    """The ``deposit`` subcommand of ``python -m deeplinear.archive``."""
+    """The ``deposit`` subcommand of ``python -m deeplinear.publish``."""
     d = sub.add_parser(
         "deposit",
         help="upload the archive to a Zenodo draft; publish only with --publish",
@@ -515,7 +480,7 @@ def find_archive(given: Path | None, dist: Path) -> Path:
 
 def check_before_upload(archive: Path) -> None:
     """Refuse an archive that fails ``verify`` or disagrees with its ``.sha256`` file."""
-    from deeplinear import archive as tool
+    from deeplinear.publish import archive as tool
 
     sums = tool.sha256_path(archive)
     listing = io.StringIO()

@@ -1,14 +1,17 @@
-"""Deterministic archive of a finished study: build, verify, provenance, lock, deposit.
+"""Deterministic archive of a finished study: build it, verify it, and the command line.
 
-    python -m deeplinear.archive build --out dist --name deeplinear --version 0.1.0 \\
+    python -m deeplinear.publish build --out dist --name deeplinear --version 0.1.0 \\
         --config-file results/config.json --member results/tables ... \\
         [--code-root DIR --code src workflow ...] [--lock FILE] [--provenance FILE]
-    python -m deeplinear.archive verify ARCHIVE [--sha256 HEX|FILE] [--doi DOI | --record URL]
-    python -m deeplinear.archive provenance --out results/provenance.json --config-file FILE \\
+    python -m deeplinear.publish verify ARCHIVE [--sha256 HEX|FILE] [--doi DOI | --record URL]
+    python -m deeplinear.publish provenance --out results/provenance.json --config-file FILE \\
         [--command STR]
-    python -m deeplinear.archive lock --out results/requirements.lock
-    python -m deeplinear.archive config --out results/config.json --json '{...}'
-    python -m deeplinear.archive deposit [ARCHIVE] [--publish] [--sandbox] [--record-id N]
+    python -m deeplinear.publish lock --out results/requirements.lock
+    python -m deeplinear.publish config --out results/config.json --json '{...}'
+    python -m deeplinear.publish deposit [ARCHIVE] [--publish] [--sandbox] [--record-id N]
+
+``provenance``, ``lock`` and ``config`` are :mod:`deeplinear.publish.provenance`,
+``deposit`` is :mod:`deeplinear.publish.zenodo`.
 
 ``build`` writes ``DIR/<name>-<version>-<hash>.tar.gz``, where ``<hash>`` is the first 8 hex
 digits of the SHA-256 of the config file, and beside it ``<tarball>.sha256`` (the format of
@@ -28,9 +31,10 @@ mismatch. That check only shows that an archive agrees with itself: ``--sha256``
 published with the archive) and ``--doi``/``--record`` (the Zenodo record it was deposited
 in) check it against a published value.
 
-Only the standard library is needed (``verify`` runs from an unpacked archive as
-``python <dir>/src/deeplinear/archive.py verify ...``). ``--member`` paths are relative to the
-working directory, ``--code`` paths to ``--code-root`` (default: the working directory).
+Only the standard library is needed: ``verify`` runs from an unpacked archive as
+``PYTHONPATH=<dir>/src python3 -m deeplinear.publish verify ...``. ``--member`` paths are
+relative to the working directory, ``--code`` paths to ``--code-root`` (default: the working
+directory).
 """
 
 from __future__ import annotations
@@ -41,27 +45,19 @@ import hashlib
 import io
 import json
 import os
-import platform
 import re
 import shlex
-import subprocess
 import sys
 import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path, PurePosixPath
-from typing import IO, Any
+from typing import IO
 
-if not __package__:  # run as a file (python <dir>/src/deeplinear/archive.py)
-    # Import the package from <dir>/src, and not this folder's io.py as the module ``io``.
-    _here = os.path.realpath(os.path.dirname(__file__))
-    sys.path[:] = [p for p in sys.path if os.path.realpath(p or os.curdir) != _here]
-    sys.path.insert(0, os.path.dirname(_here))
-
-from deeplinear import zenodo
 from deeplinear.io import atomic_path
+from deeplinear.publish import provenance, zenodo
+from deeplinear.publish.files import PublishError, file_digest, write_text_atomic
 
 DEFAULT_EPOCH = 315532800  # 1980-01-01T00:00:00Z, the earliest date zip can store as well
 MANIFEST = "SHA256SUMS"
@@ -69,11 +65,6 @@ SKIP_DIRS = frozenset(
     {"__pycache__", ".ipynb_checkpoints", ".snakemake", ".pytest_cache", ".ruff_cache"}
 )
 SKIP_SUFFIXES = (".pyc", ".egg-info")
-PACKAGES = (
-    "numpy", "scipy", "pandas", "pyarrow", "matplotlib", "seaborn", "snakemake",
-    "papermill", "scikit-learn", "threadpoolctl",
-)  # fmt: skip
-CHUNK = 1 << 20
 MANIFEST_LINE = re.compile(r"^([0-9a-f]{64})  (.+)$")
 HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 
@@ -91,30 +82,13 @@ REPORT_GRAPH = "rulegraph_spec"
 REPORT_MARKER = b'<script id="runtimes">'
 
 
-class ArchiveError(Exception):
+class ArchiveError(PublishError):
     """A problem with the inputs of a subcommand; the message names the file."""
-
-
-# --- hashing -------------------------------------------------------------------------------
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in chunks."""
-    digest = hashlib.new(algorithm)
-    with path.open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    return file_digest(path, "sha256")
 
 
 def config_hash(config_file: Path) -> str:
     """First 8 hex digits of the SHA-256 of the (symlink-resolved) config file's bytes."""
-    return sha256_file(config_file.resolve())[:8]
+    return file_digest(config_file.resolve())[:8]
 
 
 class HashingReader:
@@ -311,7 +285,7 @@ def prepare(files: dict[str, Path]) -> dict[str, Member]:
     for name, path in files.items():
         content = canonical_bytes(name, path)
         if content is None:
-            members[name] = Member(path, sha256_file(path))
+            members[name] = Member(path, file_digest(path))
         else:
             members[name] = Member(path, hashlib.sha256(content).hexdigest(), content)
     return members
@@ -404,7 +378,7 @@ def build(
                 write_tar(gz, top, prepared, mtime)
             fh.flush()
             os.fsync(fh.fileno())
-    write_text(sha256_path(target), checksum_line(target, sha256_file(target)))
+    write_text_atomic(sha256_path(target), checksum_line(target, file_digest(target)))
     return target
 
 
@@ -501,7 +475,7 @@ def first_mismatch(listed: dict[str, str], files: dict[str, Path], out: IO[str])
             return f"MISMATCH {rel}: listed in {MANIFEST} but missing from the archive"
         if rel not in listed:
             return f"MISMATCH {rel}: in the archive but not listed in {MANIFEST}"
-        actual = sha256_file(files[rel])
+        actual = file_digest(files[rel])
         if actual != listed[rel]:
             return f"MISMATCH {rel}: SHA-256 is {actual}, {MANIFEST} lists {listed[rel]}"
         print(f"OK {rel}", file=out)
@@ -528,7 +502,7 @@ def published_sha256(value: str, archive: Path) -> str:
 def check_published(archive: Path, expected: str, source: str, out: IO[str]) -> str | None:
     """Compare the tarball's SHA-256 with a published one; return the problem, or None."""
     try:
-        actual = sha256_file(archive)
+        actual = file_digest(archive)
     except OSError as err:
         return f"MISMATCH {archive}: cannot read the archive ({err})"
     if actual != expected:
@@ -606,142 +580,15 @@ def verify(
     return 0
 
 
-# --- provenance and lock -------------------------------------------------------------------
-
-
-def git(*args: str, cwd: Path) -> str:
-    """Output of a git command (stripped); raises if git fails or is absent."""
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=True)
-    return proc.stdout.strip()
-
-
-def git_commit(cwd: Path) -> str:
-    """HEAD's commit, plus ``-dirty`` if tracked files changed; ``unknown`` outside git."""
-    try:
-        commit = git("rev-parse", "--verify", "HEAD", cwd=cwd)
-        dirty = git("status", "--porcelain", "--untracked-files=no", cwd=cwd)
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return commit + ("-dirty" if dirty else "")
-
-
-def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
-    """Installed version of each package, or ``not installed``."""
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
-    return versions
-
-
-def platform_info() -> dict[str, str]:
-    """Operating system, interpreter and machine (no host name)."""
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "machine": platform.machine(),
-    }
-
-
-def provenance(config_file: Path, command: str, cwd: Path) -> dict[str, Any]:
-    """What made the results: command, config, code version, packages, platform.
-
-    Holds no timestamp, so the same inputs give the same bytes. ``cwd`` is where git looks
-    for the commit (the project's folder).
-    """
-    return {
-        "command": command,
-        "config": {
-            "path": config_file.as_posix(),
-            "sha256": sha256_file(config_file),
-            "content": config_file.read_text(encoding="utf-8"),
-        },
-        "git_commit": git_commit(cwd),
-        "packages": package_versions(),
-        "platform": platform_info(),
-    }
-
-
-def snakemake_command(configfiles: Iterable[str | os.PathLike[str]], cwd: Path) -> str:
-    """``snakemake --configfile ...`` with the given config files, relative to ``cwd``."""
-    args = ["snakemake"]
-    for path in configfiles:
-        rel = os.path.relpath(path, cwd)
-        args += ["--configfile", str(path) if rel.startswith("..") else rel]
-    return shlex.join(args)
-
-
-def canonical_name(name: str) -> str:
-    """PEP 503 normalized distribution name."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def is_editable(dist: metadata.Distribution) -> bool:
-    """Whether the distribution was installed with ``pip install -e`` (PEP 660/610)."""
-    text = dist.read_text("direct_url.json")
-    try:
-        return bool(text and json.loads(text).get("dir_info", {}).get("editable"))
-    except (ValueError, AttributeError):
-        return False
-
-
-def installed() -> list[tuple[str, str, bool]]:
-    """(name, version, editable) of every importable distribution, sorted by name.
-
-    When a name is installed twice, the first on ``sys.path`` wins, as for imports; it counts
-    as editable if any copy is (the ``*.egg-info`` that ``pip install -e`` leaves in the
-    source tree shadows the editable record when the source folder is on ``sys.path``).
-    """
-    found: dict[str, tuple[str, str, bool]] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if not name:
-            continue
-        key = canonical_name(name)
-        first = found.get(key, (name, dist.version, False))
-        found[key] = (first[0], first[1], first[2] or is_editable(dist))
-    return [found[key] for key in sorted(found)]
-
-
-def lock_text() -> str:
-    """``pip freeze``-style ``name==version`` lines; editable installs become comments."""
-    info = platform_info()
-    lines = [f"# Python {info['python']} ({info['implementation']}) on {info['platform']}"]
-    for name, version, editable in installed():
-        if editable:
-            lines.append(f"# {name}=={version} (editable install of the archived source)")
-        else:
-            lines.append(f"{name}=={version}")
-    return "\n".join(lines) + "\n"
-
-
-def write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (``deeplinear.io.atomic_path``: the umask's mode)."""
-    with atomic_path(path, suffix=".tmp") as tmp:
-        tmp.write_text(text, encoding="utf-8")
-
-
-def resolved_config(text: str) -> str:
-    """Check that ``text`` is a JSON object and return it unchanged (bytes define the hash)."""
-    try:
-        value = json.loads(text)
-    except ValueError as err:
-        raise ArchiveError(f"--json is not valid JSON: {err}") from None
-    if not isinstance(value, dict):
-        raise ArchiveError("--json must be a JSON object (the resolved config)")
-    return text if text.endswith("\n") else text + "\n"
-
-
 # --- command line --------------------------------------------------------------------------
 
 
 def parser() -> argparse.ArgumentParser:
     """The command-line interface: build, verify, provenance, lock, config, deposit."""
     p = argparse.ArgumentParser(
-        prog="python -m deeplinear.archive", description=__doc__.split("\n", 1)[0]
+        prog="python -m deeplinear.publish",
+        description="Publish a finished study: build and verify its deterministic archive, "
+        "write its provenance, lock and resolved config, deposit it on Zenodo.",
     )
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write the deterministic tarball and its .sha256")
@@ -791,15 +638,16 @@ def run(args: argparse.Namespace) -> int:
             args.code_root,
         )  # fmt: skip
         print(out)
-        print(f"SHA-256 {sha256_file(out)}  {out.name}")
+        print(f"SHA-256 {file_digest(out)}  {out.name}")
     elif args.cmd == "provenance":
         command = args.command or shlex.join(["python", *sys.argv])
-        record = provenance(args.config_file, command, args.project_dir or Path.cwd())
-        write_text(args.out, json.dumps(record, indent=2, sort_keys=True) + "\n")
+        cwd = args.project_dir or Path.cwd()
+        record = provenance.provenance(args.config_file, command, cwd)
+        write_text_atomic(args.out, json.dumps(record, indent=2, sort_keys=True) + "\n")
     elif args.cmd == "lock":
-        write_text(args.out, lock_text())
+        write_text_atomic(args.out, provenance.lock_text())
     else:
-        write_text(args.out, resolved_config(args.json))
+        write_text_atomic(args.out, provenance.resolved_config(args.json))
     return 0
 
 
@@ -808,14 +656,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         return run(args)
-    except (ArchiveError, zenodo.ZenodoError, OSError) as err:
+    except (PublishError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    # Run the package's module, not this file's copy, so that its exceptions are the ones
-    # ``deeplinear.zenodo`` raises and catches.
-    from deeplinear.archive import main as package_main
-
-    sys.exit(package_main())
