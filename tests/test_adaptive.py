@@ -71,12 +71,12 @@ def test_threshold_family_starts_at_depth_20(kind):
     ds, W = threshold_start(kind)
     prob = model.precompute(ds.X, ds.Y)
     cap = theory.adaptive_cap(prob, 20)
-    eta, slack, eM, tol = step_once(prob, W, cap)
+    _, slack, eM, tol = step_once(prob, W, cap)
     assert eM <= 1 + 1e-12 and slack >= -tol
     # from the point a short adaptive run reaches, too
     res = gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 200, schedule="adaptive", eta_max=cap)
     assert res.decrease_failures[0] == 0
-    eta, slack, eM, tol = step_once(prob, [w[0] for w in res.weights], cap)
+    _, slack, eM, tol = step_once(prob, [w[0] for w in res.weights], cap)
     assert eM <= 1 + 1e-12 and slack >= -tol
 
 
@@ -110,7 +110,7 @@ def test_step_is_within_its_precision_of_the_supremum():
         eps, lam = float(np.exp(rng.normal(0, 3))), float(np.exp(rng.normal()))
         eta = float(theory.adaptive_step(s, g, eps, lam, 1e6)[0])
 
-        def f(u):
+        def f(u, s=s, g=g, eps=eps, lam=lam):
             return u + math.log(theory.adaptive_hessian_bound(s, g, eps, lam, math.exp(u))[0])
 
         lo, hi = -700.0, math.log(1e6)
@@ -214,8 +214,9 @@ def test_unchecked_and_mixed_batches_give_the_same_iterates():
     a = gd.run(ds.X, ds.Y, init.stack(W[:2]), 1.0, 400, schedule="adaptive", eta_max=cap)
     b = gd.run(ds.X, ds.Y, init.stack(W[:2]), 1.0, 400, schedule="adaptive", eta_max=cap,
                check_guarantees=False)  # fmt: skip
-    mixed = gd.run(ds.X, ds.Y, init.stack(W), [1.0, 1.0, eta_c], 400,
-                   schedule=["adaptive", "adaptive", "constant"], eta_max=[cap, cap, math.nan])  # fmt: skip
+    kinds = ["adaptive", "adaptive", "constant"]
+    mixed = gd.run(ds.X, ds.Y, init.stack(W), [1.0, 1.0, eta_c], 400, schedule=kinds,
+                   eta_max=[cap, cap, math.nan])  # fmt: skip
     alone = gd.run(ds.X, ds.Y, init.stack(W[2:]), eta_c, 400)
     for wa, wb, wm, w1 in zip(a.weights, b.weights, mixed.weights, alone.weights, strict=True):
         assert wa.tobytes() == wb.tobytes() == wm[:2].tobytes()
