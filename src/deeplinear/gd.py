@@ -65,9 +65,12 @@ TRACK_RTOL = 0.25
 NORM_RTOL = 0.1
 
 #: Precision of the layer-norm bounds ``s_j`` of the adaptive schedule (theory.md 14): an
-#: exact ``||W_j||_2`` is recomputed once the steps since the last one add up to this
-#: fraction of it, so ``s_j`` is within a factor ``(1 + r) / (1 - r)`` of the exact norm.
-ADAPTIVE_NORM_RTOL = 0.01
+#: exact ``||W_j||_2`` is recomputed once the steps since the last one add up to a fraction
+#: ``r = min(ADAPTIVE_NORM_RTOL, ADAPTIVE_NORM_BUDGET / (N - 1))`` of it, so ``s_j`` is
+#: within a factor ``(1 + r) / (1 - r)`` of the exact norm and the ``2(N - 1)`` layer
+#: factors of the Hessian bound within about ``exp(4 ADAPTIVE_NORM_BUDGET)`` together.
+ADAPTIVE_NORM_RTOL = 0.05
+ADAPTIVE_NORM_BUDGET = 0.25
 
 #: When one tracked quantity needs an exact value, every quantity of the same run whose
 #: running bound has used this fraction of the room to its own trigger is refreshed with it.
@@ -803,14 +806,16 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
     ``G`` and ``s`` in place, so they hold ``eta G_j`` and ``||eta G_j||_F^2`` as for the
     other runs, whose rows are multiplied by exactly 1. ``s_j`` is the schedule's own bound
     ``ad_anchor + ad_inc`` of ``||W_j||_2``, made exact again where the steps since the last
-    exact value exceed :data:`ADAPTIVE_NORM_RTOL` of it. Returns the steps ``(b,)``."""
+    exact value exceed a fraction :data:`ADAPTIVE_NORM_RTOL` of it (at most
+    :data:`ADAPTIVE_NORM_BUDGET` ``/ (N - 1)``). Returns the steps ``(b,)``."""
     ad, b = runs.adaptive, batch.b
     if k == 0:
         runs.ad_anchor = metrics.weight_norms(batch.W)
         runs.ad_inc = np.zeros_like(runs.ad_anchor)
         runs.flow = np.zeros(b)
         runs.step_hi, runs.step_lo = np.full(b, -np.inf), np.full(b, np.inf)
-    need = runs.ad_inc > ADAPTIVE_NORM_RTOL * runs.ad_anchor
+    rtol = min(ADAPTIVE_NORM_RTOL, ADAPTIVE_NORM_BUDGET / max(batch.N - 1, 1))
+    need = runs.ad_inc > rtol * runs.ad_anchor
     need &= ad[:, None]
     if _any(need):
         rows, cols = np.nonzero(need)
