@@ -166,6 +166,12 @@ def test_guarantee_ratios_on_a_hand_made_table():
     # at k = 3 the bound 2e-14 is below the rounding floor: not drawn
     assert 2 * 0.01 * 1e-12 < plotting.ROUNDING_FLOOR
     assert np.isnan(out["drift_ratio"].iloc[2])
+    # an adaptive run's drift guarantee is 2 eta_max (eps0 - eps), eta_max = bound_drift / 2 eps0
+    adaptive = traj.assign(step_rule="adaptive", bound_drift=2 * 0.1 * 1.0)
+    out = plotting.guarantee_ratios(adaptive)
+    np.testing.assert_allclose(out["drift_ratio"].iloc[:2], [0.04, 0.04])
+    constant = plotting.guarantee_ratios(adaptive.assign(step_rule="constant"))
+    np.testing.assert_allclose(constant["drift_ratio"].iloc[:2], [0.4, 0.4])
 
 
 def test_outcome_shares_sum_to_one_in_the_colour_order():

@@ -146,12 +146,17 @@ def guarantee_ratios(traj: pd.DataFrame) -> pd.DataFrame:
     ``iteration > 0`` plus ``k = iteration``, ``norm_ratio = max_weight_norm / K`` and
     ``drift_ratio = balance_drift / (2 eta_cert (eps0 - eps(k)))``; the drift ratio is NaN
     where that bound is at most :data:`ROUNDING_FLOOR`. Both ratios are <= 1 when the
-    guarantees hold.
+    guarantees hold. Runs of the adaptive schedule (``step_rule`` and ``bound_drift``
+    given) use its cap ``eta_max = bound_drift / (2 eps0)`` for ``eta_cert`` (theory.md 14).
     """
     out = traj[traj["iteration"] > 0].copy()
     out["k"] = out["iteration"]
     out["norm_ratio"] = out["max_weight_norm"] / out["bound_weight_norm"]
-    bound = drift_bound(out["eta_bound"], out["eps0"], out["excess_loss"])
+    eta = out["eta_bound"]
+    if {"step_rule", "bound_drift"} <= set(out.columns):
+        adaptive = out["step_rule"] == "adaptive"
+        eta = eta.where(~adaptive, out["bound_drift"] / (2 * out["eps0"]))
+    bound = drift_bound(eta, out["eps0"], out["excess_loss"])
     out["drift_ratio"] = out["balance_drift"] / bound.where(bound > ROUNDING_FLOOR)
     return out
 
