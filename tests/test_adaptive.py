@@ -236,3 +236,14 @@ def test_adaptive_needs_a_finite_cap():
         gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 10, schedule="adaptive", eta_max=math.inf)
     with pytest.raises(InputError, match="step schedule"):
         gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 10, schedule="cyclic")
+
+
+def test_adaptive_runs_stop_at_their_flow_time():
+    ds, W = threshold_start("balanced", N=4)
+    prob = model.precompute(ds.X, ds.Y)
+    cap = theory.adaptive_cap(prob, 4)
+    res = gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 10**6, schedule="adaptive", eta_max=cap,
+                 max_time=0.05, gtol=0)  # fmt: skip
+    assert res.status[0] == gd.BUDGET
+    assert 0.05 <= res.flow_time[0] < 0.05 + res.eta_largest[0]
+    assert res.iterations[0] < 10**6

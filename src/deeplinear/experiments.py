@@ -129,7 +129,7 @@ def run_shard(
         ds.Y,
         starts,
         np.where([i in adaptive for i in range(len(runs))], multiple, eta),
-        [settings.budget(e) for e in eta],
+        [settings.max_iter if i in adaptive else settings.budget(e) for i, e in enumerate(eta)],
         schedule=[run.step_rule for run in runs],
         tau=[run.tau for run in runs],
         alpha=[run.alpha for run in runs],
@@ -141,6 +141,7 @@ def run_shard(
         norm_bound=[adaptive[i].K if i in adaptive else b.K for i, b in enumerate(bounds)],
         progress=progress,
         eta_max=[adaptive[i].eta_max if i in adaptive else math.nan for i in range(len(runs))],
+        max_time=settings.time,
     )  # fmt: skip
     summary = summarize(runs, widths, prob, bounds, eta, result, settings, adaptive)
     traj = result.trajectory.copy()
@@ -163,7 +164,9 @@ def summarize(
 
     ``adaptive`` maps the rows of adaptive runs to their constants (theory.md 14): for
     them ``eta`` is the first step, ``eta_bound`` the certified step at ``W(0)`` and the
-    bounds are the schedule's; ``flow_time`` is the sum of the steps taken.
+    bounds are the schedule's; ``flow_time`` is the sum of the steps taken, their budget
+    flow time ``T`` within ``max_iter`` iterations (``budget_capped``: ``max_iter`` came
+    first).
 
     A run that ends at ``P = 0`` while the target has rank > 0 sits at the origin, a saddle
     for ``N >= 2``: it is not counted as optimal on the rank-0 manifold (theory.md 7).
@@ -221,7 +224,9 @@ def summarize(
                 "eos_eta": eos_eta,
                 "eos_eta_max": eos_eta_max,
                 "iterations": int(result.iterations[i]),
-                "budget_capped": settings.capped(eta[i]),
+                "budget_capped": settings.capped(eta[i])
+                if ab is None
+                else bool(result.iterations[i] >= settings.max_iter and flow < settings.time),
                 "gtol": settings.gtol,
                 "flow_time": flow,
                 "status": result.status[i],

@@ -481,6 +481,7 @@ class _Runs:
     log_pos: np.ndarray | None = None
     adaptive: np.ndarray | None = None
     eta_cap: np.ndarray | None = None
+    max_time: np.ndarray | None = None
     ad_anchor: np.ndarray | None = None
     ad_inc: np.ndarray | None = None
     step_hi: np.ndarray | None = None
@@ -553,6 +554,7 @@ def run(
     progress: Callable[[int, int], None] | None = None,
     check_guarantees: bool = True,
     eta_max=None,
+    max_time=None,
 ) -> RunResult:
     """Run gradient descent on a batch of deep linear networks.
 
@@ -602,6 +604,10 @@ def run(
     eta_max
         The cap of the adaptive schedule per run (``(B,)`` or a scalar, finite and > 0;
         e.g. :func:`deeplinear.theory.adaptive_cap`); needed when a run is adaptive.
+    max_time
+        Optional gradient-flow time budget of the adaptive runs (``(B,)`` or a scalar): an
+        adaptive run also stops (``budget_exhausted``) at the first iterate with
+        ``eta_0 + ... + eta_{k-1} >= max_time``.
     """
     prob = model.precompute(X, Y) if problem is None else problem
     if not W0 or W0[0].ndim != 3:
@@ -640,6 +646,9 @@ def run(
         check_guarantees=check_guarantees,
         adaptive=is_adaptive if cap is not None else None,
         eta_cap=cap,
+        max_time=_as_batch_array(np.inf if max_time is None else max_time, B, "max_time")
+        if cap is not None
+        else None,
     )
     settings = _Settings(
         gtol=gtol,
@@ -730,6 +739,8 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
             done = done | conv
         if k >= budget_min:
             done = done | (runs.budget <= k)
+        if adaptive:  # the flow-time budget of adaptive runs: t_k = eta_0 + ... + eta_{k-1}
+            done = done | (runs.flow >= runs.max_time)
         any_done = _any(done)
         if k == next_log or any_done:
             due = runs.log_next == k
