@@ -125,8 +125,9 @@ def thresholds(eta_of_depth, critical_of_depth=None, family="balanced s=1 / whit
                delta0=0.0, depths=range(2, 21), seeds=3, noise=0.05, rng_seed=0,
                cert_of_depth=None):  # fmt: skip
     """One row per start of the threshold search, with lognormal seed noise:
-    ``eta_adaptive_start`` follows ``eta_of_depth`` (the judged step), ``eta_adaptive_end``
-    twice it, the critical step ``critical_of_depth`` (default 5 times it) and ``eta_cert``
+    ``eta_adaptive_free`` follows ``eta_of_depth`` (the judged step), ``eta_adaptive_start``
+    (capped) a third of it, ``eta_adaptive_end`` twice it,
+    the critical step ``critical_of_depth`` (default 5 times it) and ``eta_cert``
     ``cert_of_depth`` (default a tenth of it)."""
     critical_of_depth = critical_of_depth or (lambda N: 5 * eta_of_depth(N))
     cert_of_depth = cert_of_depth or (lambda N: 0.1 * eta_of_depth(N))
@@ -134,11 +135,12 @@ def thresholds(eta_of_depth, critical_of_depth=None, family="balanced s=1 / whit
     rows = []
     for N in depths:
         for s in range(seeds):
-            z = np.exp(noise * rng.standard_normal(4))
+            z = np.exp(noise * rng.standard_normal(5))
             rows.append(
                 {
                     "run_id": f"{family}-{N}-{s}", "family": family, "depth": N, "seed": s,
-                    "eta_adaptive_start": eta_of_depth(N) * z[0],
+                    "eta_adaptive_free": eta_of_depth(N) * z[0],
+                    "eta_adaptive_start": eta_of_depth(N) * z[4] / 3,
                     "eta_adaptive_end": 2 * eta_of_depth(N) * z[1],
                     "critical_eta": critical_of_depth(N) * z[2],
                     "eta_cert": cert_of_depth(N) * z[3], "delta0": delta0,
@@ -167,7 +169,7 @@ def test_claim2_judges_the_adaptive_step_not_the_constant_bound_or_the_critical_
     fits = claims.claim2_fits(t)
     law = fits.set_index("column")["decision"]
     assert law["eta_cert"] == law["critical_eta"] == "exponential"
-    assert law["eta_adaptive_start"] == "power"
+    assert law["eta_adaptive_free"] == "power"
 
 
 @settings(max_examples=15, deadline=None)
@@ -192,11 +194,9 @@ def test_claim2_fails_when_the_adaptive_step_decays_exponentially_in_an_unbalanc
     need = ["family", "balanced", "column", "n_depths", "depths", "p", "p_lo", "p_hi", "q",
             "q_lo", "q_hi", "log_rss_ratio", "log_rss_ratio_lo", "log_rss_ratio_hi",
             "decision"]  # fmt: skip
-    assert set(need) <= set(fits.columns) and len(fits) == 8
-    assert list(fits["balanced"]) == [True] * 4 + [False] * 4
-    row = fits[
-        (fits["family"] == "near-balanced xi=0.1") & (fits["column"] == "eta_adaptive_start")
-    ]
+    assert set(need) <= set(fits.columns) and len(fits) == 10
+    assert list(fits["balanced"]) == [True] * 5 + [False] * 5
+    row = fits[(fits["family"] == "near-balanced xi=0.1") & (fits["column"] == "eta_adaptive_free")]
     assert row["decision"].item() == "exponential" and row["q"].item() == pytest.approx(
         0.6, rel=0.05
     )
@@ -210,15 +210,15 @@ def test_claim2_passes_a_family_whose_step_grows_with_the_depth():
     cap) is no exponential decay."""
     grows = thresholds(lambda N: 1e-3 * 1.2**N, family="gaussian s=0.1", delta0=0.3)
     fits = claims.claim2_fits(grows).set_index("column")
-    assert fits.loc["eta_adaptive_start", "decision"] == "exponential"
-    assert fits.loc["eta_adaptive_start", "q"] > 1
+    assert fits.loc["eta_adaptive_free", "decision"] == "exponential"
+    assert fits.loc["eta_adaptive_free", "q"] > 1
     assert claims.claim2(grows)["verdict"] == S
 
 
 def test_claim2_is_inconclusive_on_missing_or_undecided_evidence():
     t = thresholds(lambda N: N**-1.0)
     assert claims.claim2(t.iloc[:0])["verdict"] == INC
-    assert claims.claim2(t.assign(eta_adaptive_start=np.nan))["verdict"] == INC
+    assert claims.claim2(t.assign(eta_adaptive_free=np.nan))["verdict"] == INC
     assert claims.claim2(t[t["depth"] <= 3])["verdict"] == INC
     assert claims.claim2(t[t["seed"] == 0])["verdict"] == INC  # one start per depth
     flat = thresholds(lambda N: 1.0 + 0 * N)
@@ -317,6 +317,7 @@ def search(critical_multiple: float, eos_multiple: float, n: int = 5) -> pd.Data
             "eta_cert": 1.0, "critical_multiple": critical_multiple,
             "critical_eta": critical_multiple, "eos_eta": eos_multiple, "delta0": 0.0,
             "sharpness_reached": 2.0 / eos_multiple, "eta_adaptive_start": 0.5,
+            "eta_adaptive_free": 0.5,
             "eta_adaptive_end": 1.0,
         }
     )  # fmt: skip
@@ -385,8 +386,8 @@ def test_a_missing_column_is_named():
         claims.claim1(runs(3).drop(columns="drift_failures"))
     with pytest.raises(InputError, match="family"):
         claims.claim2(thresholds(lambda N: 1.0 / N).drop(columns="family"))
-    with pytest.raises(InputError, match="eta_adaptive_start"):
-        claims.claim2(thresholds(lambda N: 1.0 / N).drop(columns="eta_adaptive_start"))
+    with pytest.raises(InputError, match="eta_adaptive_free"):
+        claims.claim2(thresholds(lambda N: 1.0 / N).drop(columns="eta_adaptive_free"))
 
 
 def test_a_full_table_and_its_markdown_carry_every_rule():

@@ -56,6 +56,7 @@ def fake_thresholds(seeds: int = 3, seed: int = 0) -> pd.DataFrame:
                         "acgh_eta": acgh2 * 0.5 ** (N - 2) if N <= 4 else np.nan,
                         "eta_adaptive_start": 0.2 * crit2 * N**-1.0 * np.exp(0.1 * rng.random()),
                         "eta_adaptive_end": 0.5 * crit2 * q ** (N - 2),
+                        "eta_adaptive_free": 0.3 * crit2 * N**-1.0 * np.exp(0.1 * rng.random()),
                         "eps0": 1.0 + rng.random(),
                         "delta0": 0.0 if init == "balanced" else rng.random(),
                     }
@@ -325,12 +326,12 @@ def test_threshold_summary_adds_the_adaptive_steps_and_their_fits(thresholds):
     summary = plotting.threshold_summary(thresholds)
     starts = thresholds.query("family == 'orthogonal s=1 / whitened' and depth == 8")
     row = summary.query("family == 'orthogonal s=1 / whitened' and depth == 8").iloc[0]
-    for c in ("eta_adaptive_start", "eta_adaptive_end"):
+    for c in plotting.ADAPTIVE_STEPS:
         assert row[c] == pytest.approx(starts[c].median())
         assert (row[f"{c}_min"], row[f"{c}_max"]) == (starts[c].min(), starts[c].max())
     fits = plotting.adaptive_fits(summary).set_index("family")
     assert set(fits.index) == set(FAMILIES)
-    # eta_adaptive_start ~ N^-1 (with noise): power about -1, factor per layer above 0.8
+    # eta_adaptive_free ~ N^-1 (with noise): power about -1, factor per layer above 0.8
     assert fits["power"].to_numpy() == pytest.approx(-1.0, abs=0.1)
     assert (fits["factor"] > 0.8).all() and (fits["factor"] < 1).all()
     older = plotting.threshold_summary(thresholds.drop(columns=list(plotting.ADAPTIVE_STEPS)))

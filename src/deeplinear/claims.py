@@ -59,16 +59,18 @@ RULES = {
     "norm_failures > 0) or diverged. Otherwise: inconclusive if there is no run within "
     f"the bound or fewer than {MIN_RUNS} eligible runs; supported if >= "
     f"{CONVERGED_FRACTION:.0%} of the eligible runs converged, not supported if fewer",
-    2: "judged: the certified step of the adaptive schedule at the start "
-    "(eta_adaptive_start, theory.md 14), for every start family of the threshold search, "
-    "balanced or not. Per family and step (also reported: eta_adaptive_end, the certified "
-    "step at the point an adaptive run reaches, the critical step and the constant bound "
-    "eta_cert), log(eta) over all starts is fitted by a power law a + p log N and by an "
+    2: "judged: the certified step of the adaptive schedule at the start before its cap "
+    "(eta_adaptive_free, theory.md 14; the schedule's step is the smaller of it and the cap "
+    "2 / (lam_min N sigma^(2(N-1)/N)), polynomial in N by its formula), for every start "
+    "family of the threshold search, balanced or not. Per family and step (also reported: "
+    "eta_adaptive_start, the capped step, eta_adaptive_end, the certified step at the point "
+    "an adaptive run reaches, the critical step and the constant bound eta_cert), log(eta) "
+    "over all starts is fitted by a power law a + p log N and by an "
     f"exponential a + N log q (only depths with >= {stats.MIN_PER_DEPTH} measured starts; "
     f"'insufficient data' with fewer than {stats.MIN_DEPTHS} such depths); the {_BOOT} of "
     "log(RSS_exp / RSS_pow), resampling starts within each depth, decides 'power' if it "
     "lies above 0, 'exponential' if below 0, else 'undecided'. A family fails if its "
-    "eta_adaptive_start is decided 'exponential' with a factor per layer q < 1, passes if "
+    "eta_adaptive_free is decided 'exponential' with a factor per layer q < 1, passes if "
     "it is decided 'power' or 'exponential' with q >= 1 (a step that grows with N, up to "
     "its cap). Not supported if any family fails; supported if there are families and all "
     "pass; inconclusive otherwise ('undecided', 'insufficient data', no family). The "
@@ -130,7 +132,7 @@ NUMERIC = [
     "eta", "eta_bound", "eos_eta", "eos_eta_max", "decrease_failures", "drift_failures",
     "norm_failures", "final_rank", "escape_level", "escape_time", "eta_cert",
     "critical_multiple", "critical_eta", "delta0", "sharpness_reached", "eta_adaptive_start",
-    "eta_adaptive_end",
+    "eta_adaptive_end", "eta_adaptive_free",
 ]  # fmt: skip
 
 
@@ -227,7 +229,9 @@ def claim1(runs: pd.DataFrame) -> dict:
 
 
 #: The steps whose depth laws claim 2 fits (theory.md 13): the judged one first.
-CLAIM2_STEPS = ("eta_adaptive_start", "eta_adaptive_end", "critical_eta", "eta_cert")
+CLAIM2_STEPS = (
+    "eta_adaptive_free", "eta_adaptive_start", "eta_adaptive_end", "critical_eta", "eta_cert",
+)  # fmt: skip
 
 THRESHOLD_COLUMNS = ["family", "depth", *CLAIM2_STEPS, "delta0"]
 
@@ -286,7 +290,8 @@ def claim2(thresholds: pd.DataFrame) -> dict:
     else:
         verdict = INCONCLUSIVE
     evidence = (
-        f"threshold search, certified adaptive step at the start, {judged['family'].nunique()} "
+        f"threshold search, certified adaptive step at the start before its cap, "
+        f"{judged['family'].nunique()} "
         "start families"
     )
     return _row(2, evidence, n, measured, verdict)

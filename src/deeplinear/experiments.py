@@ -279,6 +279,10 @@ GLOBAL_TOL = 1e-6
 #: iterations its adaptive run needed: ``iterations_cert`` is NaN beyond it (theory.md 14).
 CERT_ITERATIONS_FACTOR = 10
 
+#: The cap of ``eta_adaptive_free``: the certified step at the start without the schedule's
+#: cap (theory.md 14), for claim 2.
+UNCAPPED = 1e300
+
 
 def critical_steps(
     runs: Sequence[Run],
@@ -312,13 +316,15 @@ def critical_steps(
 
     With ``adaptive`` (the study's threshold search; theory.md 14) the table also has, per
     start: ``eta_adaptive_start`` (the certified step at ``W(0)``, exact layer norms),
-    ``eta_adaptive_max`` (its cap), ``eta_adaptive_end`` (the certified step at the point
-    an adaptive run reaches within the search's budget ``min(ceil(T / eta_adaptive_start),
-    max_iter)``), ``iterations_adaptive`` (its iterations to convergence at a global
-    minimizer, NaN otherwise) and ``iterations_cert``: the same for a constant step
-    ``eta_cert`` from the same start with budget ``CERT_ITERATIONS_FACTOR`` times
-    ``iterations_adaptive`` (and at most ``max_iter``); NaN when it does not converge
-    within it, or when the adaptive run did not.
+    ``eta_adaptive_max`` (its cap), ``eta_adaptive_free`` (the certified step at ``W(0)``
+    without the cap: what claim 2 judges), ``eta_adaptive_end`` (the certified step, exact
+    layer norms, at the point an adaptive run reaches within the search's budget
+    ``min(ceil(T / eta_adaptive_start), max_iter)``), ``iterations_adaptive`` (its
+    iterations to convergence at a global minimizer, NaN otherwise) and
+    ``iterations_cert``: the same for a constant step ``eta_cert`` from the same start
+    with budget ``CERT_ITERATIONS_FACTOR`` times ``iterations_adaptive`` (and at most
+    ``max_iter``); NaN when it does not converge within it, or when the adaptive run did
+    not.
     """
     settings = search.settings
     prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
@@ -417,6 +423,7 @@ def _adaptive_columns(ds: Dataset, prob: Problem, starts, eta_cert, settings: Se
     ab = [theory.adaptive_bound(prob, [Wj[i] for Wj in starts]) for i in range(B)]
     start = np.array([a.eta_start for a in ab])
     cap = np.array([a.eta_max for a in ab])
+    free = [theory.adaptive_step_at(prob, [Wj[i] for Wj in starts], UNCAPPED) for i in range(B)]
 
     def at_global(res: gd.RunResult) -> np.ndarray:
         glob = res.loss - losses[r_net] <= GLOBAL_TOL * (losses[0] - losses[-1])
@@ -428,6 +435,8 @@ def _adaptive_columns(ds: Dataset, prob: Problem, starts, eta_cert, settings: Se
         gtol=settings.gtol, log_points=2, problem=prob, check_guarantees=False,
     )  # fmt: skip
     ok = at_global(res)
+    # the certified step at the point reached, with exact layer norms (theory.md 14)
+    end = [theory.adaptive_step_at(prob, [Wj[i] for Wj in res.weights], cap[i]) for i in range(B)]
     it_ad = np.where(ok, res.iterations, np.nan)
     it_cert = np.full(B, np.nan)
     idx = np.flatnonzero(ok)
@@ -440,9 +449,10 @@ def _adaptive_columns(ds: Dataset, prob: Problem, starts, eta_cert, settings: Se
         done = at_global(cert)
         it_cert[idx[done]] = cert.iterations[done]
     return {
+        "eta_adaptive_free": free,
         "eta_adaptive_start": start,
         "eta_adaptive_max": cap,
-        "eta_adaptive_end": res.eta_final,
+        "eta_adaptive_end": end,
         "iterations_adaptive": it_ad,
         "iterations_cert": it_cert,
     }

@@ -339,7 +339,7 @@ def critical_multiples(
 
 #: The adaptive schedule's steps in thresholds.csv (theory.md 14): at the start and at the
 #: point an adaptive run reaches.
-ADAPTIVE_STEPS = ("eta_adaptive_start", "eta_adaptive_end")
+ADAPTIVE_STEPS = ("eta_adaptive_start", "eta_adaptive_end", "eta_adaptive_free")
 
 
 def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
@@ -353,8 +353,8 @@ def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
     max); ``acgh_eta``, the median ACGH 2019 bound over the starts where it is finite (NaN
     where it is nowhere defined) and ``n_acgh_defined``; where the table has the adaptive
     schedule's columns (theory.md 14), its certified step at the start and at the point
-    reached: ``eta_adaptive_start``, ``eta_adaptive_end`` (medians, with ``_min``,
-    ``_max``). Sorted by family, then depth.
+    reached: ``eta_adaptive_start``, ``eta_adaptive_end`` and the start's step before the
+    cap ``eta_adaptive_free`` (medians, with ``_min``, ``_max``). Sorted by family, then depth.
     """
     t = thresholds.assign(
         eos_reached=2.0 / thresholds["sharpness_reached"],
@@ -390,15 +390,15 @@ def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
 def adaptive_fits(summary: pd.DataFrame) -> pd.DataFrame:
     """Per family of :func:`threshold_summary`: the fitted factor per layer ``factor``
     (:func:`per_layer_factor`) and power ``power`` (:func:`depth_power`) of the median
-    certified adaptive step at the start over depth (theory.md 14; what claim 2 judges,
-    with the bootstrap rule of theory.md 13). Empty without the adaptive columns."""
-    if "eta_adaptive_start" not in summary:
+    certified adaptive step at the start before its cap over depth (theory.md 14; what
+    claim 2 judges, with the bootstrap rule of theory.md 13). Empty without it."""
+    if "eta_adaptive_free" not in summary:
         return pd.DataFrame(columns=["family", "factor", "power"])
     rows = [
         {
             "family": family,
-            "factor": per_layer_factor(g["depth"], g["eta_adaptive_start"]),
-            "power": depth_power(g["depth"], g["eta_adaptive_start"]),
+            "factor": per_layer_factor(g["depth"], g["eta_adaptive_free"]),
+            "power": depth_power(g["depth"], g["eta_adaptive_free"]),
         }
         for family, g in summary.groupby("family", sort=True)
     ]
