@@ -13,6 +13,8 @@ For each (depth N, width d, batch B) it prints, measured in one run on this mach
   without the checks, the update and the step norms;
 - the cost of logging every iterate against logging none (``log_points`` = iterations), and
   its floor with exact logged values: ``2N + 1`` batched ``eigvalsh`` per logged iterate;
+- the adaptive schedule (theory.md 14) at (5, 20, 64), unchecked and checked, against an
+  unchecked constant step, in calls of equal length;
 - a scaling table: time per run-iteration against width at depth 5 and against depth at
   width 20 (batch 16), with fitted log-log slopes next to those of the flop count.
 
