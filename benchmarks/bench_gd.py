@@ -13,6 +13,8 @@ For each (depth N, width d, batch B) it prints, measured in one run on this mach
   without the checks, the update and the step norms;
 - the cost of logging every iterate against logging none (``log_points`` = iterations), and
   its floor with exact logged values: ``2N + 1`` batched ``eigvalsh`` per logged iterate;
+- the adaptive schedule (theory.md 14) at (5, 20, 64), unchecked and checked, against an
+  unchecked constant step, in calls of equal length;
 - a scaling table: time per run-iteration against width at depth 5 and against depth at
   width 20 (batch 16), with fitted log-log slopes next to those of the flop count.
 
@@ -37,6 +39,7 @@ from deeplinear import data, gd, init, model, theory
 CASES = [(3, 10, 64), (5, 20, 64), (5, 64, 16), (10, 20, 64), (5, 10, 10), (20, 6, 4)]
 M = 200
 SCALING_BATCH = 16
+ADAPTIVE_ITERS = 2000  # the shortest calls of the adaptive-schedule comparison
 LONG = 6  # the "long run" column: one run this many times as long as the calibrated one
 SCALING_WIDTHS = (10, 20, 40, 70, 128)  # at depth 5
 SCALING_DEPTHS = (2, 3, 4, 6, 8, 12, 16, 20)  # at width 20
@@ -119,6 +122,36 @@ def engine_time(
     if long > 1:
         return engine(long * iters) / (long * iters * B)
     return min(engine(iters) for _ in range(2)) / (iters * B)
+
+
+def adaptive_time(N: int, d: int, B: int, seconds: float) -> tuple[float, float, float]:
+    """Per run-iteration (s), best of two calls of equal length from the same starts: the
+    constant certified step unchecked, the adaptive schedule (theory.md 14) unchecked, and
+    the adaptive schedule checked with its own drift and norm bounds."""
+    ds, prob, runs, W0, eta, _ = setup(N, d, B)
+    ab = [theory.adaptive_bound(prob, W) for W in runs]
+    cap = [a.eta_max for a in ab]
+    checked = {"drift_bound": [a.drift_bound for a in ab], "norm_bound": [a.K for a in ab]}
+    calls = {
+        "constant": lambda n: gd.run(ds.X, ds.Y, W0, eta, n, gtol=0, problem=prob,
+                                     log_points=2, check_guarantees=False),
+        "adaptive": lambda n: gd.run(ds.X, ds.Y, W0, 1.0, n, gtol=0, problem=prob,
+                                     log_points=2, check_guarantees=False,
+                                     schedule="adaptive", eta_max=cap),
+        "checked": lambda n: gd.run(ds.X, ds.Y, W0, 1.0, n, gtol=0, problem=prob,
+                                    log_points=2, schedule="adaptive", eta_max=cap, **checked),
+    }  # fmt: skip
+
+    def per_iteration(call, n: int) -> float:
+        t = time.perf_counter()
+        call(n)
+        return (time.perf_counter() - t) / (n * B)
+
+    # One iteration count for all three, calibrated on the constant step (at least
+    # ADAPTIVE_ITERS: the schedule's start-up, where the layers move fast and their exact
+    # norms are refreshed often, should weigh as in a run that converges).
+    iters = max(ADAPTIVE_ITERS, int(seconds / B / max(per_iteration(calls["constant"], 50), 1e-12)))
+    return tuple(min(per_iteration(call, iters) for _ in range(2)) for call in calls.values())
 
 
 def step_time(N: int, d: int, B: int) -> float:
@@ -246,6 +279,7 @@ def main() -> None:
         unlogged = engine_time(5, 20, 64, args.seconds / 2)
         logged = engine_time(5, 20, 64, args.seconds / 2, log_every=True)
         eig = eigvalsh_time(20, 64)
+        adaptive = adaptive_time(5, 20, 64, args.seconds)
         by_width, by_depth = scaling(args.seconds / 4)
         profiles = (
             [(case, profile(*case, args.seconds / 2)) for case in CASES] if args.profile else []
@@ -291,6 +325,13 @@ def main() -> None:
     print(
         f"  one exact spectral norm (eigvalsh, 20 x 20): {eig * 1e6:.2f} us per matrix; "
         f"11 per run at N = 5 put the floor of exact logging at {floor:.1f}x"
+    )
+    constant, unchecked, checked = adaptive
+    print(
+        f"\nadaptive schedule at (5, 20, 64), us per run-iteration: constant step unchecked "
+        f"{constant * 1e6:.2f}, adaptive unchecked {unchecked * 1e6:.2f} "
+        f"({unchecked / constant:.2f}x), adaptive checked {checked * 1e6:.2f} "
+        f"({checked / constant:.2f}x)"
     )
     print(f"\nscaling, batch {SCALING_BATCH} (us per run-iteration):")
     print(f"  {'width':>5} (depth 5) {'us':>9} | {'depth':>5} (width 20) {'us':>9}")

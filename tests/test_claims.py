@@ -122,19 +122,28 @@ def test_claim1_reads_budget_capped_as_written_to_csv():
 
 
 def thresholds(eta_of_depth, critical_of_depth=None, family="balanced s=1 / whitened",
-               delta0=0.0, depths=range(2, 21), seeds=3, noise=0.05, rng_seed=0):  # fmt: skip
-    """One row per start of the threshold search, with lognormal seed noise."""
+               delta0=0.0, depths=range(2, 21), seeds=3, noise=0.05, rng_seed=0,
+               cert_of_depth=None):  # fmt: skip
+    """One row per start of the threshold search, with lognormal seed noise:
+    ``eta_adaptive_free`` follows ``eta_of_depth`` (the judged step), ``eta_adaptive_start``
+    (capped) a third of it, ``eta_adaptive_end`` twice it,
+    the critical step ``critical_of_depth`` (default 5 times it) and ``eta_cert``
+    ``cert_of_depth`` (default a tenth of it)."""
     critical_of_depth = critical_of_depth or (lambda N: 5 * eta_of_depth(N))
+    cert_of_depth = cert_of_depth or (lambda N: 0.1 * eta_of_depth(N))
     rng = np.random.default_rng(rng_seed)
     rows = []
     for N in depths:
         for s in range(seeds):
-            z = np.exp(noise * rng.standard_normal(2))
+            z = np.exp(noise * rng.standard_normal(5))
             rows.append(
                 {
                     "run_id": f"{family}-{N}-{s}", "family": family, "depth": N, "seed": s,
-                    "eta_cert": eta_of_depth(N) * z[0],
-                    "critical_eta": critical_of_depth(N) * z[1], "delta0": delta0,
+                    "eta_adaptive_free": eta_of_depth(N) * z[0],
+                    "eta_adaptive_start": eta_of_depth(N) * z[4] / 3,
+                    "eta_adaptive_end": 2 * eta_of_depth(N) * z[1],
+                    "critical_eta": critical_of_depth(N) * z[2],
+                    "eta_cert": cert_of_depth(N) * z[3], "delta0": delta0,
                 }
             )  # fmt: skip
     t = pd.DataFrame(rows)
@@ -150,8 +159,17 @@ def test_claim2_supported_by_a_power_law_in_the_depth():
 
 def test_claim2_not_supported_by_an_exponential_decay_of_0_8_per_layer():
     assert claims.claim2(thresholds(lambda N: 0.8**N))["verdict"] == NS
-    critical_only = thresholds(lambda N: N**-1.0, lambda N: 0.8**N)
-    assert claims.claim2(critical_only)["verdict"] == NS
+
+
+def test_claim2_judges_the_adaptive_step_not_the_constant_bound_or_the_critical_step():
+    """An exponentially small constant bound (the unbalanced starts of theory.md 6) or
+    critical step is reported, not judged: the claim is about the certified schedule."""
+    t = thresholds(lambda N: N**-1.0, lambda N: 0.8**N, cert_of_depth=lambda N: 0.05**N)
+    assert claims.claim2(t)["verdict"] == S
+    fits = claims.claim2_fits(t)
+    law = fits.set_index("column")["decision"]
+    assert law["eta_cert"] == law["critical_eta"] == "exponential"
+    assert law["eta_adaptive_free"] == "power"
 
 
 @settings(max_examples=15, deadline=None)
@@ -166,30 +184,41 @@ def test_claim2_any_exponential_below_0_9_per_layer_is_not_supported(q, seed):
     assert claims.claim2(thresholds(lambda N: q**N, rng_seed=seed))["verdict"] == NS
 
 
-def test_claim2_judges_balanced_families_only_and_reports_the_others():
-    gaussian = thresholds(lambda N: 0.5**N, family="gaussian s=0.1 / cond 10", delta0=0.3)
-    both = pd.concat([thresholds(lambda N: N**-1.0), gaussian], ignore_index=True)
-    assert claims.claim2(both)["verdict"] == S
+def test_claim2_fails_when_the_adaptive_step_decays_exponentially_in_an_unbalanced_family():
+    """Every family is judged: balanced ones following a power law do not save the claim
+    when the certified step of an unbalanced family shrinks by a factor per layer."""
+    near = thresholds(lambda N: 0.02 * 0.6**N, family="near-balanced xi=0.1", delta0=0.3)
+    both = pd.concat([thresholds(lambda N: N**-1.0), near], ignore_index=True)
+    assert claims.claim2(both)["verdict"] == NS
     fits = claims.claim2_fits(both)
     need = ["family", "balanced", "column", "n_depths", "depths", "p", "p_lo", "p_hi", "q",
             "q_lo", "q_hi", "log_rss_ratio", "log_rss_ratio_lo", "log_rss_ratio_hi",
             "decision"]  # fmt: skip
-    assert set(need) <= set(fits.columns) and len(fits) == 4
-    unbalanced = fits[~fits["balanced"]]
-    assert (unbalanced["decision"] == "exponential").all()
-    assert list(fits["balanced"]) == [True, True, False, False]
-    assert claims.claim2(gaussian)["verdict"] == INC  # no balanced family
+    assert set(need) <= set(fits.columns) and len(fits) == 10
+    assert list(fits["balanced"]) == [True] * 5 + [False] * 5
+    row = fits[(fits["family"] == "near-balanced xi=0.1") & (fits["column"] == "eta_adaptive_free")]
+    assert row["decision"].item() == "exponential" and row["q"].item() == pytest.approx(
+        0.6, rel=0.05
+    )
+    assert claims.claim2(near)["verdict"] == NS  # judged without a balanced family too
+    ok = thresholds(lambda N: N**-1.5, family="near-balanced xi=0.1", delta0=0.3)
+    assert claims.claim2(pd.concat([thresholds(lambda N: N**-1.0), ok]))["verdict"] == S
 
 
-def test_claim2_counts_rounding_level_imbalance_as_balanced():
-    assert claims.claim2(thresholds(lambda N: N**-1.0, delta0=3e-16))["verdict"] == S
-    assert claims.claim2(thresholds(lambda N: N**-1.0, delta0=1e-6))["verdict"] == INC
+def test_claim2_passes_a_family_whose_step_grows_with_the_depth():
+    """Small starts sit where the curvature is tiny: a step growing with ``N`` (up to its
+    cap) is no exponential decay."""
+    grows = thresholds(lambda N: 1e-3 * 1.2**N, family="gaussian s=0.1", delta0=0.3)
+    fits = claims.claim2_fits(grows).set_index("column")
+    assert fits.loc["eta_adaptive_free", "decision"] == "exponential"
+    assert fits.loc["eta_adaptive_free", "q"] > 1
+    assert claims.claim2(grows)["verdict"] == S
 
 
 def test_claim2_is_inconclusive_on_missing_or_undecided_evidence():
     t = thresholds(lambda N: N**-1.0)
     assert claims.claim2(t.iloc[:0])["verdict"] == INC
-    assert claims.claim2(t.assign(critical_eta=np.nan))["verdict"] == INC
+    assert claims.claim2(t.assign(eta_adaptive_free=np.nan))["verdict"] == INC
     assert claims.claim2(t[t["depth"] <= 3])["verdict"] == INC
     assert claims.claim2(t[t["seed"] == 0])["verdict"] == INC  # one start per depth
     flat = thresholds(lambda N: 1.0 + 0 * N)
@@ -287,7 +316,9 @@ def search(critical_multiple: float, eos_multiple: float, n: int = 5) -> pd.Data
             "dataset": "white", "depth": 2, "widths": "4-4-3", "seed": range(n),
             "eta_cert": 1.0, "critical_multiple": critical_multiple,
             "critical_eta": critical_multiple, "eos_eta": eos_multiple, "delta0": 0.0,
-            "sharpness_reached": 2.0 / eos_multiple,
+            "sharpness_reached": 2.0 / eos_multiple, "eta_adaptive_start": 0.5,
+            "eta_adaptive_free": 0.5,
+            "eta_adaptive_end": 1.0,
         }
     )  # fmt: skip
 
@@ -355,6 +386,8 @@ def test_a_missing_column_is_named():
         claims.claim1(runs(3).drop(columns="drift_failures"))
     with pytest.raises(InputError, match="family"):
         claims.claim2(thresholds(lambda N: 1.0 / N).drop(columns="family"))
+    with pytest.raises(InputError, match="eta_adaptive_free"):
+        claims.claim2(thresholds(lambda N: 1.0 / N).drop(columns="eta_adaptive_free"))
 
 
 def test_a_full_table_and_its_markdown_carry_every_rule():

@@ -54,6 +54,9 @@ def fake_thresholds(seeds: int = 3, seed: int = 0) -> pd.DataFrame:
                         "sharpness_reached": 1.5 / critical if np.isfinite(critical) else np.nan,
                         "eos_eta": 2 / balanced_s,
                         "acgh_eta": acgh2 * 0.5 ** (N - 2) if N <= 4 else np.nan,
+                        "eta_adaptive_start": 0.2 * crit2 * N**-1.0 * np.exp(0.1 * rng.random()),
+                        "eta_adaptive_end": 0.5 * crit2 * q ** (N - 2),
+                        "eta_adaptive_free": 0.3 * crit2 * N**-1.0 * np.exp(0.1 * rng.random()),
                         "eps0": 1.0 + rng.random(),
                         "delta0": 0.0 if init == "balanced" else rng.random(),
                     }
@@ -164,6 +167,12 @@ def test_guarantee_ratios_on_a_hand_made_table():
     # at k = 3 the bound 2e-14 is below the rounding floor: not drawn
     assert 2 * 0.01 * 1e-12 < plotting.ROUNDING_FLOOR
     assert np.isnan(out["drift_ratio"].iloc[2])
+    # an adaptive run's drift guarantee is 2 eta_max (eps0 - eps), eta_max = bound_drift / 2 eps0
+    adaptive = traj.assign(step_rule="adaptive", bound_drift=2 * 0.1 * 1.0)
+    out = plotting.guarantee_ratios(adaptive)
+    np.testing.assert_allclose(out["drift_ratio"].iloc[:2], [0.04, 0.04])
+    constant = plotting.guarantee_ratios(adaptive.assign(step_rule="constant"))
+    np.testing.assert_allclose(constant["drift_ratio"].iloc[:2], [0.4, 0.4])
 
 
 def test_outcome_shares_sum_to_one_in_the_colour_order():
@@ -311,6 +320,22 @@ def test_threshold_summary_medians_bands_and_sharpness(thresholds):
     # an infinite ACGH value (assumption not met) counts as undefined
     inf = thresholds.assign(acgh_eta=np.inf)
     assert plotting.threshold_summary(inf)["n_acgh_defined"].eq(0).all()
+
+
+def test_threshold_summary_adds_the_adaptive_steps_and_their_fits(thresholds):
+    summary = plotting.threshold_summary(thresholds)
+    starts = thresholds.query("family == 'orthogonal s=1 / whitened' and depth == 8")
+    row = summary.query("family == 'orthogonal s=1 / whitened' and depth == 8").iloc[0]
+    for c in plotting.ADAPTIVE_STEPS:
+        assert row[c] == pytest.approx(starts[c].median())
+        assert (row[f"{c}_min"], row[f"{c}_max"]) == (starts[c].min(), starts[c].max())
+    fits = plotting.adaptive_fits(summary).set_index("family")
+    assert set(fits.index) == set(FAMILIES)
+    # eta_adaptive_free ~ N^-1 (with noise): power about -1, factor per layer above 0.8
+    assert fits["power"].to_numpy() == pytest.approx(-1.0, abs=0.1)
+    assert (fits["factor"] > 0.8).all() and (fits["factor"] < 1).all()
+    older = plotting.threshold_summary(thresholds.drop(columns=list(plotting.ADAPTIVE_STEPS)))
+    assert "eta_adaptive_start" not in older and plotting.adaptive_fits(older).empty
 
 
 def test_per_layer_factor_and_reference(thresholds):

@@ -62,6 +62,9 @@ RUNS_COLUMNS = (
     "final_grad_norm",
     "escape_level",
     "escape_time",
+    "eta_largest",
+    "eta_smallest",
+    "eta_final",
 )
 
 
@@ -103,29 +106,44 @@ def run_shard(
     columns, and the logged trajectories keyed by ``run_id``.
     """
     prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
+    # The adaptive schedule (theory.md 14): its own cap, start step and guarantees 2 and 3.
+    adaptive = {
+        i: theory.adaptive_bound(prob, [Wj[i] for Wj in starts])
+        for i, run in enumerate(runs)
+        if run.step_rule == "adaptive"
+    }
     eta = np.array(
         [
-            run["step_multiple"] * (b.eta if run["step_unit"] == "certified" else 1.0)
-            for run, b in zip(runs, bounds, strict=True)
+            run["step_multiple"]
+            * (
+                adaptive[i].eta_start
+                if i in adaptive
+                else (b.eta if run["step_unit"] == "certified" else 1.0)
+            )
+            for i, (run, b) in enumerate(zip(runs, bounds, strict=True))
         ]
     )
+    multiple = np.array([run["step_multiple"] for run in runs])
     result = gd.run(
         ds.X,
         ds.Y,
         starts,
-        eta,
-        [settings.budget(e) for e in eta],
+        np.where([i in adaptive for i in range(len(runs))], multiple, eta),
+        [settings.max_iter if i in adaptive else settings.budget(e) for i, e in enumerate(eta)],
         schedule=[run.step_rule for run in runs],
         tau=[run.tau for run in runs],
         alpha=[run.alpha for run in runs],
         gtol=settings.gtol,
         log_points=settings.log_points,
         problem=prob,
-        drift_bound=[b.drift_bound for b in bounds],
-        norm_bound=[b.K for b in bounds],
+        drift_bound=[adaptive[i].drift_bound if i in adaptive else b.drift_bound
+                     for i, b in enumerate(bounds)],
+        norm_bound=[adaptive[i].K if i in adaptive else b.K for i, b in enumerate(bounds)],
         progress=progress,
-    )
-    summary = summarize(runs, widths, prob, bounds, eta, result, settings)
+        eta_max=[adaptive[i].eta_max if i in adaptive else math.nan for i in range(len(runs))],
+        max_time=settings.time,
+    )  # fmt: skip
+    summary = summarize(runs, widths, prob, bounds, eta, result, settings, adaptive)
     traj = result.trajectory.copy()
     ids = np.array([run["run_id"] for run in runs])
     traj.insert(0, "run_id", ids[traj.pop("run").to_numpy()])
@@ -140,8 +158,15 @@ def summarize(
     eta: np.ndarray,
     result: gd.RunResult,
     settings: Settings,
+    adaptive: Mapping[int, theory.AdaptiveBound] | None = None,
 ) -> pd.DataFrame:
     """The ``runs.csv`` rows of a finished batch (pipeline.md, "Output contracts").
+
+    ``adaptive`` maps the rows of adaptive runs to their constants (theory.md 14): for
+    them ``eta`` is the first step, ``eta_bound`` the certified step at ``W(0)`` and the
+    bounds are the schedule's; ``flow_time`` is the sum of the steps taken, their budget
+    flow time ``T`` within ``max_iter`` iterations (``budget_capped``: ``max_iter`` came
+    first).
 
     A run that ends at ``P = 0`` while the target has rank > 0 sits at the origin, a saddle
     for ``N >= 2``: it is not counted as optimal on the rank-0 manifold (theory.md 7).
@@ -157,10 +182,19 @@ def summarize(
     traj = result.trajectory
     peaks = traj.groupby("run")[["max_weight_norm", "balance_drift"]].max()
     final = traj.groupby("run")["rank"].last()
-    logged = dict(tuple(traj.groupby("run")[["iteration", "loss"]]))
+    traj = traj.assign(flow_time=result.trajectory_flow_time)
+    logged = dict(tuple(traj.groupby("run")[["iteration", "loss", "flow_time"]]))
+    adaptive = adaptive or {}
     rows = []
     for i, (run, b) in enumerate(zip(runs, bounds, strict=True)):
         level, escape = _escape(run, eta[i], losses, min(target, r_net), logged[i])
+        ab = adaptive.get(i)
+        if ab is None:
+            flow = float(gd.flow_time(eta[i], run.alpha, run.tau, result.iterations[i]))
+            eta_bound, drift_bound, K = b.eta, b.drift_bound, b.K
+        else:
+            flow = float(result.flow_time[i])
+            eta_bound, drift_bound, K = ab.eta_start, ab.drift_bound, ab.K
         rank = int(final[i])
         ok = result.status[i] != gd.DIVERGED and rank >= 0
         at_rank = float(losses[min(rank, r_net)]) if ok else math.nan
@@ -186,13 +220,15 @@ def summarize(
                 "step_rule": run["step_rule"],
                 "step_multiple": run["step_multiple"],
                 "eta": eta[i],
-                "eta_bound": b.eta,
+                "eta_bound": eta_bound,
                 "eos_eta": eos_eta,
                 "eos_eta_max": eos_eta_max,
                 "iterations": int(result.iterations[i]),
-                "budget_capped": settings.capped(eta[i]),
+                "budget_capped": settings.capped(eta[i])
+                if ab is None
+                else bool(result.iterations[i] >= settings.max_iter and flow < settings.time),
                 "gtol": settings.gtol,
-                "flow_time": float(gd.flow_time(eta[i], run.alpha, run.tau, result.iterations[i])),
+                "flow_time": flow,
                 "status": result.status[i],
                 "initial_loss": result.initial_loss[i],
                 "eps0": b.eps0,
@@ -206,14 +242,17 @@ def summarize(
                 "global_optimal": bool(rank_opt and rank == target),
                 "max_weight_norm": peaks.loc[i, "max_weight_norm"],
                 "max_balance_drift": peaks.loc[i, "balance_drift"],
-                "bound_drift": b.drift_bound,
-                "bound_weight_norm": b.K,
+                "bound_drift": drift_bound,
+                "bound_weight_norm": K,
                 "decrease_failures": int(result.decrease_failures[i]),
                 "drift_failures": int(result.drift_failures[i]),
                 "norm_failures": int(result.norm_failures[i]),
                 "final_grad_norm": result.grad_norm[i],
                 "escape_level": level,
                 "escape_time": escape,
+                "eta_largest": result.eta_largest[i],
+                "eta_smallest": result.eta_smallest[i],
+                "eta_final": result.eta_final[i],
             }
         )
     return pd.DataFrame(rows, columns=RUNS_COLUMNS)
@@ -226,12 +265,23 @@ def _escape(run: dict, eta: float, losses: np.ndarray, target: int, logged) -> t
     if run["init"] not in ("balanced", "near_balanced") or r0 is None or r0 >= target:
         return math.nan, math.nan
     level = theory.escape_level(losses, int(r0))
-    times = gd.flow_time(eta, run.alpha, run.tau, logged["iteration"].to_numpy())
+    if run.step_rule == "adaptive":
+        times = logged["flow_time"].to_numpy()
+    else:
+        times = gd.flow_time(eta, run.alpha, run.tau, logged["iteration"].to_numpy())
     return level, metrics.first_passage(times, logged["loss"].to_numpy(), level)
 
 
 #: A threshold probe succeeds only at a global minimizer: ``L - L* <= GLOBAL_TOL (L*_0 - L*)``.
 GLOBAL_TOL = 1e-6
+
+#: Budget of the constant-``eta_cert`` run of the threshold search, in units of the
+#: iterations its adaptive run needed: ``iterations_cert`` is NaN beyond it (theory.md 14).
+CERT_ITERATIONS_FACTOR = 10
+
+#: The cap of ``eta_adaptive_free``: the certified step at the start without the schedule's
+#: cap (theory.md 14), for claim 2.
+UNCAPPED = 1e300
 
 
 def critical_steps(
@@ -239,6 +289,7 @@ def critical_steps(
     ds: Dataset,
     search: ThresholdSearch,
     progress: Callable[[str], None] | None = None,
+    adaptive: bool = False,
 ) -> pd.DataFrame:
     """Largest constant step that still converges within gradient-flow time ``T``, per start.
 
@@ -262,6 +313,18 @@ def critical_steps(
     ``sharpness_reached`` is the largest Hessian eigenvalue at the point GD reached at the
     critical step (theory.md 9), so ``critical_eta * sharpness_reached`` near 2 means the
     step was limited by the edge of stability of the minimizer it found.
+
+    With ``adaptive`` (the study's threshold search; theory.md 14) the table also has, per
+    start: ``eta_adaptive_start`` (the certified step at ``W(0)``, exact layer norms),
+    ``eta_adaptive_max`` (its cap), ``eta_adaptive_free`` (the certified step at ``W(0)``
+    without the cap: what claim 2 judges), ``eta_adaptive_end`` (the certified step, exact
+    layer norms, at the point an adaptive run reaches within the search's budget
+    ``min(ceil(T / eta_adaptive_start), max_iter)``), ``iterations_adaptive`` (its
+    iterations to convergence at a global minimizer, NaN otherwise) and
+    ``iterations_cert``: the same for a constant step ``eta_cert`` from the same start
+    with budget ``CERT_ITERATIONS_FACTOR`` times ``iterations_adaptive`` (and at most
+    ``max_iter``); NaN when it does not converge within it, or when the adaptive run did
+    not.
     """
     settings = search.settings
     prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
@@ -322,6 +385,7 @@ def critical_steps(
     ]
     acgh = [theory.acgh_step_size(ds.X, ds.Y, [Wj[i] for Wj in starts]) for i in range(B)]
     near = theory.acgh_step_size(ds.X, ds.Y, acgh_reference_start(prob, widths))
+    extra = _adaptive_columns(ds, prob, starts, eta_cert, settings, r_net) if adaptive else {}
     return pd.DataFrame(
         {
             "run_id": [r.run_id for r in runs],
@@ -347,8 +411,51 @@ def critical_steps(
             "acgh_reason": [a.reason for a in acgh],
             "acgh_eta_near_target": near.eta,
             "acgh_near_target_reason": near.reason,
+            **extra,
         }
     )
+
+
+def _adaptive_columns(ds: Dataset, prob: Problem, starts, eta_cert, settings: Settings, r_net):
+    """The adaptive schedule's columns of the threshold search (:func:`critical_steps`)."""
+    B = starts[0].shape[0]
+    losses = theory.optimal_losses(prob)
+    ab = [theory.adaptive_bound(prob, [Wj[i] for Wj in starts]) for i in range(B)]
+    start = np.array([a.eta_start for a in ab])
+    cap = np.array([a.eta_max for a in ab])
+    free = [theory.adaptive_step_at(prob, [Wj[i] for Wj in starts], UNCAPPED) for i in range(B)]
+
+    def at_global(res: gd.RunResult) -> np.ndarray:
+        glob = res.loss - losses[r_net] <= GLOBAL_TOL * (losses[0] - losses[-1])
+        return (res.status == gd.CONVERGED) & glob
+
+    res = gd.run(
+        ds.X, ds.Y, starts, 1.0,
+        [settings.budget(e) for e in start], schedule="adaptive", eta_max=cap,
+        gtol=settings.gtol, log_points=2, problem=prob, check_guarantees=False,
+    )  # fmt: skip
+    ok = at_global(res)
+    # the certified step at the point reached, with exact layer norms (theory.md 14)
+    end = [theory.adaptive_step_at(prob, [Wj[i] for Wj in res.weights], cap[i]) for i in range(B)]
+    it_ad = np.where(ok, res.iterations, np.nan)
+    it_cert = np.full(B, np.nan)
+    idx = np.flatnonzero(ok)
+    if idx.size:
+        budget = np.minimum(CERT_ITERATIONS_FACTOR * res.iterations[idx], settings.max_iter)
+        cert = gd.run(
+            ds.X, ds.Y, [Wj[idx] for Wj in starts], eta_cert[idx], budget,
+            gtol=settings.gtol, log_points=2, problem=prob, check_guarantees=False,
+        )  # fmt: skip
+        done = at_global(cert)
+        it_cert[idx[done]] = cert.iterations[done]
+    return {
+        "eta_adaptive_free": free,
+        "eta_adaptive_start": start,
+        "eta_adaptive_max": cap,
+        "eta_adaptive_end": end,
+        "iterations_adaptive": it_ad,
+        "iterations_cert": it_cert,
+    }
 
 
 def acgh_reference_start(prob: Problem, widths: Sequence[int]) -> list[np.ndarray]:

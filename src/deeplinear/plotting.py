@@ -146,12 +146,17 @@ def guarantee_ratios(traj: pd.DataFrame) -> pd.DataFrame:
     ``iteration > 0`` plus ``k = iteration``, ``norm_ratio = max_weight_norm / K`` and
     ``drift_ratio = balance_drift / (2 eta_cert (eps0 - eps(k)))``; the drift ratio is NaN
     where that bound is at most :data:`ROUNDING_FLOOR`. Both ratios are <= 1 when the
-    guarantees hold.
+    guarantees hold. Runs of the adaptive schedule (``step_rule`` and ``bound_drift``
+    given) use its cap ``eta_max = bound_drift / (2 eps0)`` for ``eta_cert`` (theory.md 14).
     """
     out = traj[traj["iteration"] > 0].copy()
     out["k"] = out["iteration"]
     out["norm_ratio"] = out["max_weight_norm"] / out["bound_weight_norm"]
-    bound = drift_bound(out["eta_bound"], out["eps0"], out["excess_loss"])
+    eta = out["eta_bound"]
+    if {"step_rule", "bound_drift"} <= set(out.columns):
+        adaptive = out["step_rule"] == "adaptive"
+        eta = eta.where(~adaptive, out["bound_drift"] / (2 * out["eps0"]))
+    bound = drift_bound(eta, out["eps0"], out["excess_loss"])
     out["drift_ratio"] = out["balance_drift"] / bound.where(bound > ROUNDING_FLOOR)
     return out
 
@@ -332,6 +337,11 @@ def critical_multiples(
 # --- Maximal step size against depth (figure 6, claim 2) -------------------------------------
 
 
+#: The adaptive schedule's steps in thresholds.csv (theory.md 14): at the start and at the
+#: point an adaptive run reaches.
+ADAPTIVE_STEPS = ("eta_adaptive_start", "eta_adaptive_end", "eta_adaptive_free")
+
+
 def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
     """Per family and depth of thresholds.csv (one row per start): what figure 6 draws.
 
@@ -341,7 +351,10 @@ def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
     stability limit of the minimizer GD actually reached at the critical step, theory.md 9);
     ``eos_eta`` (median, balanced minimizer); the certified ``eta_cert`` (median, min,
     max); ``acgh_eta``, the median ACGH 2019 bound over the starts where it is finite (NaN
-    where it is nowhere defined) and ``n_acgh_defined``. Sorted by family, then depth.
+    where it is nowhere defined) and ``n_acgh_defined``; where the table has the adaptive
+    schedule's columns (theory.md 14), its certified step at the start and at the point
+    reached: ``eta_adaptive_start``, ``eta_adaptive_end`` and the start's step before the
+    cap ``eta_adaptive_free`` (medians, with ``_min``, ``_max``). Sorted by family, then depth.
     """
     t = thresholds.assign(
         eos_reached=2.0 / thresholds["sharpness_reached"],
@@ -362,10 +375,34 @@ def threshold_summary(thresholds: pd.DataFrame) -> pd.DataFrame:
             eta_cert_max=("eta_cert", "max"),
             acgh_eta=("acgh_eta", "median"),
             n_acgh_defined=("acgh_eta", "count"),
+            **{
+                f"{c}{suffix}": (c, how)
+                for c in ADAPTIVE_STEPS
+                if c in t.columns
+                for suffix, how in (("", "median"), ("_min", "min"), ("_max", "max"))
+            },
         )
         .reset_index()
     )
     return out
+
+
+def adaptive_fits(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per family of :func:`threshold_summary`: the fitted factor per layer ``factor``
+    (:func:`per_layer_factor`) and power ``power`` (:func:`depth_power`) of the median
+    certified adaptive step at the start before its cap over depth (theory.md 14; what
+    claim 2 judges, with the bootstrap rule of theory.md 13). Empty without it."""
+    if "eta_adaptive_free" not in summary:
+        return pd.DataFrame(columns=["family", "factor", "power"])
+    rows = [
+        {
+            "family": family,
+            "factor": per_layer_factor(g["depth"], g["eta_adaptive_free"]),
+            "power": depth_power(g["depth"], g["eta_adaptive_free"]),
+        }
+        for family, g in summary.groupby("family", sort=True)
+    ]
+    return pd.DataFrame(rows, columns=["family", "factor", "power"])
 
 
 def _log_slope(x: np.ndarray, eta: np.ndarray) -> float:
