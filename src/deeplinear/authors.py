@@ -277,7 +277,7 @@ def depth_labels(table: pd.DataFrame) -> dict[int, str]:
     return {int(N): f"N = {int(N)}: $\\eta$ = {r:.2g} $\\eta_{{cert}}$" for N, r in ratio.items()}
 
 
-# --- The reading search (theory.md 13, "The authors' setting"; config/README.md) ----------
+# --- The reading search (theory.md 14; config/README.md) ----------
 
 #: Columns of the digitized published loss points (``data/authors_published_loss.csv``).
 PUBLISHED_COLUMNS = (
@@ -322,7 +322,7 @@ def read_published(path) -> pd.DataFrame:
 
 def point_distance(epoch: np.ndarray, loss: np.ndarray, point: pd.Series) -> float:
     """Distance of one published ``point`` from a loss curve, in units of its reading
-    precision (theory.md 13, "The reading score").
+    precision (theory.md 14, "The reading score").
 
     The curve (``epoch`` increasing, ``loss > 0``) is the polyline through
     ``(log10 epoch, log10 loss)``; both axes are divided by the point's reading precision
@@ -413,8 +413,7 @@ def reading_runs(readings: Mapping[str, Any], depths: Sequence[int]) -> dict[str
 
 def reading_curve(run: Run, ds: Dataset, eta: float, step_scale: float, epochs: int,
                   base_seed: int, log_points: int) -> pd.DataFrame:  # fmt: skip
-    """One reading's loss curve at one depth, run at the scaled step (theory.md 13, "The
-    reading search"): ``step_scale * eta`` for ``ceil(epochs / step_scale)`` iterations,
+    """One reading's loss curve at one depth, run at the scaled step (theory.md 14): ``step_scale * eta`` for ``ceil(epochs / step_scale)`` iterations,
     which covers the gradient-flow time ``eta * epochs`` of ``epochs`` published epochs as
     long as the scaled step stays far below the edge of stability (the loss is a function
     of ``eta k`` there). No convergence stop; guarantees not checked (a curve is all that
@@ -446,7 +445,7 @@ def log_loss_gap(
 ) -> float:
     """``max |log10 L_a - log10 L_b|`` over the logged epochs of curve ``b`` inside the
     range of curve ``a`` (``a`` interpolated linearly in log-log) where ``L_b > above``:
-    how far a scaled-step curve is from the unscaled one (theory.md 13). Below ``above``
+    how far a scaled-step curve is from the unscaled one (theory.md 14). Below ``above``
     (default :data:`GAP_FLOOR`, under every published loss) both sit in float64 rounding,
     where the two step sizes round differently. NaN without common epochs."""
     xa, xb = np.log10(np.asarray(epoch_a, float)), np.log10(np.asarray(epoch_b, float))

@@ -56,7 +56,7 @@ def normalized_gaussian(widths: Sequence[int], scale: float, seed: Seed) -> list
     product ``W_N ... W_1`` has spectral norm exactly ``scale^N``: with ``product_norm: p``
     (``scale = p^(1/N)``) a Gaussian start whose product has norm ``p`` at every depth, its
     other singular values spread as a product of Gaussian matrices spreads them (figure 8's
-    reading search, theory.md 13)."""
+    reading search, theory.md 14)."""
     widths, scale = check_widths(widths), _check_scale(scale)
     W = gaussian(widths, 1.0, seed)
     P = W[0]
