@@ -413,11 +413,12 @@ def reading_runs(readings: Mapping[str, Any], depths: Sequence[int]) -> dict[str
 
 def reading_curve(run: Run, ds: Dataset, eta: float, step_scale: float, epochs: int,
                   base_seed: int, log_points: int) -> pd.DataFrame:  # fmt: skip
-    """One reading's loss curve at one depth, run at the scaled step (theory.md 14): ``step_scale * eta`` for ``ceil(epochs / step_scale)`` iterations,
-    which covers the gradient-flow time ``eta * epochs`` of ``epochs`` published epochs as
-    long as the scaled step stays far below the edge of stability (the loss is a function
-    of ``eta k`` there). No convergence stop; guarantees not checked (a curve is all that
-    is read). Returns ``depth, iteration, epoch, loss, product_norm`` with
+    """One reading's loss curve at one depth, run at the scaled step (theory.md 14):
+    ``step_scale * eta`` for ``ceil(epochs / step_scale)`` iterations, which covers the
+    gradient-flow time ``eta * epochs`` of ``epochs`` published epochs as long as the
+    scaled step stays far below the edge of stability (the loss is a function of ``eta k``
+    there). No convergence stop; guarantees not checked (a curve is all that is read).
+    Returns ``depth, iteration, epoch, loss, product_norm`` with
     ``epoch = step_scale * iteration + 1`` (the published axis, epoch 1 = the start)."""
     widths = widths_of(run, ds)
     W = init.stack([initial_weights(run, widths, base_seed)])
