@@ -46,7 +46,8 @@ rule authors_readings:
     """The recorded search for the reading of the authors' setting (figure 8): every
     reading's scaled-step curves at each depth, scored against the published points."""
     input:
-        published=READINGS["published"],
+        # relative to the project, like the notebooks (the workflow may run elsewhere)
+        published=os.path.relpath(os.path.join(workflow.basedir, READINGS["published"])),
         data=[dataset_file(d) for d in READING_DATASETS],
         runs=[experiment_table(e, "runs") for e in AUTHORS_EXPERIMENTS],
         trajectories=[experiment_table(e, "trajectories") for e in AUTHORS_EXPERIMENTS],
