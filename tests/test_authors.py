@@ -309,3 +309,33 @@ def test_log_loss_gap_and_scaled_step_curve_on_a_small_problem():
     assert slow["loss"].iloc[0] == fast["loss"].iloc[0]  # the same start
     assert authors.log_loss_gap(fast["epoch"], fast["loss"], slow["epoch"], slow["loss"]) < 0.05
     assert slow["loss"].iloc[-1] < 1e-2 * slow["loss"].iloc[0]  # a curve, not a flat line
+
+
+def test_unscaled_curves_points_table_and_gap_of_scaled_against_unscaled():
+    """An experiment's seed-0 runs on the published axis (step 3e-5 = theirs: epoch = k + 1,
+    a run at twice the step: epoch = 2 k + 1); the published points get the curve's loss
+    at their epoch; a scaled curve equal to the unscaled one has gap 0, one shifted down by
+    a decade at one depth has gap 1."""
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "depth": [2, 2, 3], "seed": [0, 1, 0],
+                         "eta": [3e-5, 3e-5, 6e-5]})  # fmt: skip
+    k = np.array([0, 9, 99, 999])
+    traj = pd.concat(
+        [
+            pd.DataFrame({"run_id": r, "iteration": k, "loss": 100.0 / (k + 1.0),
+                          "product_norm": 1.0})
+            for r in ("a", "b", "c")
+        ]
+    )  # fmt: skip
+    un = authors.unscaled_curves(runs, traj, 3e-5)
+    assert sorted(un["depth"].unique()) == [2, 3] and len(un) == 8  # seed 1 left out
+    assert un[un["depth"] == 3]["epoch"].tolist() == [1.0, 19.0, 199.0, 1999.0]
+    pts = pd.DataFrame({"depth": [2, 5], "epoch": [10.0, 10.0], "loss": [10.0, 1.0],
+                        "feature": "descent", "bound": "point", "epoch_factor": 1.5,
+                        "loss_factor": 2.0, "source": "s"})  # fmt: skip
+    table = authors.points_table(pts, un)
+    assert table["model_loss"].iloc[0] == pytest.approx(10.0)
+    assert table["distance"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(table["model_loss"].iloc[1])  # no curve at depth 5
+    assert authors.curves_gap(un, un) == pytest.approx(0.0)
+    down = un.assign(loss=np.where(un["depth"] == 3, un["loss"] / 10, un["loss"]))
+    assert authors.curves_gap(down, un) == pytest.approx(1.0)
