@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplinear import authors, data, experiments, plan
+from deeplinear import authors, data, experiments, init, plan
 from deeplinear.errors import InputError
 from tests.conftest import ROOT
 
@@ -23,21 +23,17 @@ def test_x_scale_gives_x_xt_equal_c_times_identity_and_y_follows():
         data.synthetic(6, 6, m, 3, 0.0, 8, x_scale=0.0)
 
 
-def test_the_authors_start_has_loss_near_one_hundred():
-    """The reading of config/README.md: with X X^T = 2 I the loss is ||P - A||_F^2, and a
-    random orthogonal P against A of rank 35 in [0.3, 1] gives about 70 + ||A||_F^2 ~ 84."""
+def test_the_authors_start_has_product_norm_one_at_every_depth():
+    """Experiment `authors` runs its reading's start: the product W_N ... W_1 has spectral
+    norm 1 at every depth (product_norm: 1), whatever the start family."""
     cfg = plan.load(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
-    spec = dict(cfg["datasets"]["authors"])
-    ds = data.make(spec.pop("kind"), **spec)
     exp = plan.Plan.from_config(cfg).experiments["authors"]
-    run = exp.runs[0]
-    W = experiments.initial_weights(run, experiments.widths_of(run, ds), exp.settings.base_seed)
-    P = np.linalg.multi_dot(W[::-1])
-    assert np.allclose(np.linalg.svd(P, compute_uv=False), 1.0)
-    loss = 0.5 * np.linalg.norm(ds.Y - P @ ds.X) ** 2
-    A_F2 = np.sum(np.geomspace(1.0, 0.3, 35) ** 2)
-    assert loss == pytest.approx(70 + A_F2, rel=0.1)
-    assert 50 < loss < 150
+    spec = dict(cfg["datasets"][exp.runs[0].dataset])
+    ds = data.make(spec.pop("kind"), **spec)
+    for run in exp.runs:
+        W = experiments.initial_weights(run, experiments.widths_of(run, ds), exp.settings.base_seed)
+        P = np.linalg.multi_dot(W[::-1])
+        assert np.linalg.norm(P, 2) == pytest.approx(1.0, rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -161,3 +157,185 @@ def test_stable_step_brackets_the_edge_of_stability_on_whitened_data():
     out = authors.stable_steps([run], ds, search)
     assert not out["stable_at_upper_end"].iloc[0]
     assert 0.5 * 0.9 < out["stable_eta"].iloc[0] < 0.5 * 1.5
+
+
+# --- the reading search -------------------------------------------------------------------
+
+PUBLISHED = ROOT / "data/authors_published_loss.csv"
+
+
+def _through(points: pd.DataFrame, epoch_factor: float = 1.0, loss_factor: float = 1.0):
+    """Curves per depth through the published points (optionally shifted), from epoch 1."""
+    rows = []
+    for N, g in points.groupby("depth"):
+        g = g.sort_values("epoch")
+        e = np.concatenate([g["epoch"].to_numpy() * epoch_factor, [2e6]])
+        L = np.concatenate([g["loss"].to_numpy() * loss_factor, [g["loss"].iloc[-1]]])
+        rows.append(pd.DataFrame({"depth": N, "epoch": np.maximum(e, 1.0), "loss": L}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_published_points_are_read_and_a_curve_through_them_scores_zero():
+    pts = authors.read_published(PUBLISHED)
+    assert set(pts["depth"]) == {2, 3, 5} and set(pts["feature"]) <= set(authors.FEATURES)
+    out = authors.reading_score(_through(pts), pts)
+    assert out["score"] == pytest.approx(0.0, abs=1e-12)
+    assert all(out[f"score_N{N}"] == pytest.approx(0.0, abs=1e-12) for N in (2, 3, 5))
+
+
+def test_shifted_curves_score_worse_the_further_they_are_shifted():
+    pts = authors.read_published(PUBLISHED)
+    up2 = authors.reading_score(_through(pts, loss_factor=2.0), pts)
+    up8 = authors.reading_score(_through(pts, loss_factor=8.0), pts)
+    late = authors.reading_score(_through(pts, epoch_factor=4.0), pts)
+    assert 0 < up2["score"] < up8["score"]
+    assert late["score"] > 1.0  # four times later is more than one reading precision off
+    # the start is one point at epoch 1: a curve 8x too high is 3 loss precisions off there
+    assert up8["start"] == pytest.approx(3.0, rel=0.05)
+    # a curve 8x too high is above every floor, which then counts
+    assert up8["floor"] > 0 and authors.reading_score(_through(pts, loss_factor=0.1), pts)[
+        "floor"
+    ] == pytest.approx(0.0)
+
+
+def test_point_distance_in_units_of_reading_precision():
+    flat_e, flat_L = np.array([1.0, 1e6]), np.array([1.0, 1.0])
+    point = pd.Series({"epoch": 1e3, "loss": 2.0, "epoch_factor": 1.5, "loss_factor": 2.0,
+                       "bound": authors.POINT})  # fmt: skip
+    assert authors.point_distance(flat_e, flat_L, point) == pytest.approx(1.0)
+    # a vertical drop at 1.5e3 passes a point at 1e3 in the middle of the drop one epoch
+    # precision to its right, however steep the drop: a shift, not a loss error
+    drop_e, drop_L = np.array([1.0, 1.5e3, 1.5e3 * (1 + 1e-12)]), np.array([2.0, 2.0, 1e-9])
+    mid = point.copy()
+    mid["loss"] = 1e-4
+    assert authors.point_distance(drop_e, drop_L, mid) == pytest.approx(1.0, rel=1e-6)
+    below = point.copy()
+    below["bound"] = authors.AT_MOST
+    assert authors.point_distance(flat_e, flat_L, below) == 0.0  # 1 <= 2: at or below
+    below["loss"] = 0.5
+    assert authors.point_distance(flat_e, flat_L, below) == pytest.approx(1.0)
+
+
+def test_bad_published_rows_are_named_by_line(tmp_path):
+    text = PUBLISHED.read_text().splitlines()
+    bad = text[0] + "\n" + text[1] + "\n" + text[2].replace(",descent,", ",elbow,") + "\n"
+    path = tmp_path / "points.csv"
+    path.write_text(bad)
+    with pytest.raises(InputError, match=r"line 3.*feature"):
+        authors.read_published(path)
+    path.write_text(text[0].replace("loss_factor,", "") + "\n")
+    with pytest.raises(InputError, match="missing columns"):
+        authors.read_published(path)
+
+
+def test_normalized_gaussian_start_has_the_product_norm_and_a_spread_spectrum():
+    for N in (2, 3, 5):
+        W = init.normalized_gaussian([7, 5, *([5] * (N - 2)), 7], 2.0 ** (1 / N), 3)
+        s = np.linalg.svd(np.linalg.multi_dot(W[::-1]) if N > 1 else W[0], compute_uv=False)
+        assert s[0] == pytest.approx(2.0) and s[4] < 0.9 * s[0]
+    with pytest.raises(InputError, match="scale"):
+        init.normalized_gaussian([3, 3], 0.0, 1)
+
+
+def test_target_scale_and_ratio_set_the_singular_values_of_the_target():
+    m = 40
+    ds = data.synthetic(6, 6, m, 4, 0.0, 2, whiten=True, target_scale=0.5, target_ratio=0.6)
+    A = ds.Y @ ds.X.T / m  # X X^T = m I
+    s = np.linalg.svd(A, compute_uv=False)
+    assert s[:4] == pytest.approx(0.5 * np.geomspace(1.0, 0.6, 4)) and s[4] < 1e-12
+    with pytest.raises(InputError, match="target_ratio"):
+        data.synthetic(6, 6, m, 4, 0.0, 2, target_ratio=1.5)
+
+
+def test_readings_table_ranks_the_readings_and_flags_the_experiment():
+    pts = authors.read_published(PUBLISHED)
+    good = _through(pts, loss_factor=1.5).assign(reading="good")
+    bad = _through(pts, epoch_factor=10.0).assign(reading="bad")
+    readings = [
+        {"name": "bad", "dataset": "d", "hidden_width": 3, "init": {"kind": "gaussian"}},
+        {"name": "good", "dataset": "d", "hidden_width": 3, "init": {"kind": "balanced"}},
+    ]
+    table = authors.readings_table(
+        pd.concat([good, bad]), pts, readings, {"bad": "authors"}, [10, 10, 30], {"bad": 0.01}
+    )
+    assert list(table.columns[: len(authors.READING_COLUMNS)]) == list(authors.READING_COLUMNS)
+    assert table["reading"].tolist() == ["good", "bad"] and table["rank"].tolist() == [1, 2]
+    assert authors.chosen_is_best(table) is False  # the claim "authors runs the best" fails
+    assert table.loc[1, "max_log10_scaled_vs_unscaled"] == 0.01 and table["scaled"].all()
+    table2 = authors.readings_table(
+        pd.concat([good, bad]), pts, readings, {"good": "authors"}, [1, 1, 1], {}
+    )
+    assert authors.chosen_is_best(table2) is True and not table2["scaled"].any()
+    assert authors.chosen_is_best(table2.assign(experiment="")) is None
+
+
+def test_the_config_runs_its_readings_as_experiments_and_checks_the_grid(tmp_path):
+    """Traceability: experiment `authors` runs one reading of the grid and
+    `authors_width70` the earlier one (the rule marks them in authors_readings.csv)."""
+    cfg = plan.load(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
+    ar = authors.check_readings(cfg)
+    found = authors.experiment_readings(
+        ar["readings"], cfg["experiments"], list(cfg["experiments"])
+    )
+    assert "authors" in found.values() and found.get("width70") == "authors_width70"
+    runs = authors.reading_runs(ar["readings"], ar["depths"])
+    chosen = next(name for name, exp in found.items() if exp == "authors")
+    first = plan.Plan.from_config(cfg).experiments["authors"].runs
+    seed0 = {r.depth: r for r in first if r.seed == 0}
+    for run in runs[chosen]:  # the search scores the experiment's first start
+        assert run.init_seed(1).entropy == seed0[run.depth].init_seed(1).entropy
+    bad = dict(cfg, authors_readings=dict(ar, epochs=ar["epochs"][:1]))
+    with pytest.raises(InputError, match=r"authors_readings\.epochs"):
+        authors.check_readings(bad)
+    ghost = dict(ar, readings=[dict(ar["readings"][0], dataset="nope")])
+    with pytest.raises(InputError, match=r"readings\[0\].dataset"):
+        authors.check_readings(dict(cfg, authors_readings=ghost))
+
+
+def test_log_loss_gap_and_scaled_step_curve_on_a_small_problem():
+    assert authors.log_loss_gap(
+        [1, 10, 100], [1, 0.1, 0.01], [5, 50, 500], [0.2, 0.02, 1]
+    ) == pytest.approx(0.0, abs=1e-12)  # fmt: skip  (500 lies outside the first curve)
+    assert math.isnan(authors.log_loss_gap([1, 10], [1, 1], [100], [1]))
+    m = 30
+    ds = data.synthetic(4, 4, m, 2, 0.0, 5, whiten=True, x_scale=math.sqrt(5 / m))
+    run = authors.reading_runs(
+        [{"name": "r", "dataset": "d", "hidden_width": 4,
+          "init": {"kind": "normalized_gaussian", "product_norm": 1.0}}], [2]
+    )["r"][0]  # fmt: skip
+    slow = authors.reading_curve(run, ds, 1e-3, 1.0, 4000, 7, 60)
+    fast = authors.reading_curve(run, ds, 1e-3, 10.0, 4000, 7, 60)
+    assert fast["iteration"].max() == 400 and fast["epoch"].max() == pytest.approx(4001)
+    assert slow["loss"].iloc[0] == fast["loss"].iloc[0]  # the same start
+    assert authors.log_loss_gap(fast["epoch"], fast["loss"], slow["epoch"], slow["loss"]) < 0.05
+    assert slow["loss"].iloc[-1] < 1e-2 * slow["loss"].iloc[0]  # a curve, not a flat line
+
+
+def test_unscaled_curves_points_table_and_gap_of_scaled_against_unscaled():
+    """An experiment's seed-0 runs on the published axis (step 3e-5 = theirs: epoch = k + 1,
+    a run at twice the step: epoch = 2 k + 1); the published points get the curve's loss
+    at their epoch; a scaled curve equal to the unscaled one has gap 0, one shifted down by
+    a decade at one depth has gap 1."""
+    runs = pd.DataFrame({"run_id": ["a", "b", "c"], "depth": [2, 2, 3], "seed": [0, 1, 0],
+                         "eta": [3e-5, 3e-5, 6e-5]})  # fmt: skip
+    k = np.array([0, 9, 99, 999])
+    traj = pd.concat(
+        [
+            pd.DataFrame({"run_id": r, "iteration": k, "loss": 100.0 / (k + 1.0),
+                          "product_norm": 1.0})
+            for r in ("a", "b", "c")
+        ]
+    )  # fmt: skip
+    un = authors.unscaled_curves(runs, traj, 3e-5)
+    assert sorted(un["depth"].unique()) == [2, 3] and len(un) == 8  # seed 1 left out
+    assert un[un["depth"] == 3]["epoch"].tolist() == [1.0, 19.0, 199.0, 1999.0]
+    pts = pd.DataFrame({"depth": [2, 5], "epoch": [10.0, 10.0], "loss": [10.0, 1.0],
+                        "feature": "descent", "bound": "point", "epoch_factor": 1.5,
+                        "loss_factor": 2.0, "source": "s"})  # fmt: skip
+    table = authors.points_table(pts, un)
+    assert table["model_loss"].iloc[0] == pytest.approx(10.0)
+    assert table["distance"].iloc[0] == pytest.approx(0.0, abs=1e-9)
+    assert math.isnan(table["model_loss"].iloc[1])  # no curve at depth 5
+    assert authors.curves_gap(un, un) == pytest.approx(0.0)
+    down = un.assign(loss=np.where(un["depth"] == 3, un["loss"] / 10, un["loss"]))
+    assert authors.curves_gap(down, un) == pytest.approx(1.0)

@@ -11,16 +11,19 @@ and ``trajectories.parquet`` rows, and the critical steps of the same starts
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from deeplinear import gd, theory
+from deeplinear import gd, init, theory
 from deeplinear.data import Dataset
-from deeplinear.experiments import starts_and_bounds
-from deeplinear.plan import Run, ThresholdSearch
+from deeplinear.errors import InputError
+from deeplinear.experiments import initial_weights, starts_and_bounds, widths_of
+from deeplinear.plan import UNUSED, Run, ThresholdSearch, _init_fields
 
 #: Excess-loss level whose first passage ``authors.csv`` reports (``iterations_to_excess``).
 EXCESS_LEVEL = 1e-6
@@ -272,3 +275,319 @@ def depth_labels(table: pd.DataFrame) -> dict[int, str]:
     over seeds of ``eta_over_bound`` (rows of ``authors.csv`` of one experiment)."""
     ratio = table.groupby("depth")["eta_over_bound"].median()
     return {int(N): f"N = {int(N)}: $\\eta$ = {r:.2g} $\\eta_{{cert}}$" for N, r in ratio.items()}
+
+
+# --- The reading search (theory.md 15; config/README.md) ----------
+
+#: Columns of the digitized published loss points (``data/authors_published_loss.csv``).
+PUBLISHED_COLUMNS = (
+    "depth", "epoch", "loss", "feature", "bound", "epoch_factor", "loss_factor", "source",
+)  # fmt: skip
+#: ``bound`` of a published point: the curve should pass through it (``point``) or be at or
+#: below its loss by its epoch (``at_most``: a flat floor of single-precision rounding,
+#: which stops a descent but cannot make it faster, so a float64 curve only has to be there).
+POINT, AT_MOST = "point", "at_most"
+#: Losses at or below this are left out of the scaled-vs-unscaled comparison (float64
+#: rounding; every published loss is above it).
+GAP_FLOOR = 1e-10
+#: Published features, in the order of the table's per-feature columns.
+FEATURES = ("start", "descent", "shoulder", "plateau", "drop", "floor")
+
+
+def read_published(path) -> pd.DataFrame:
+    """The digitized published loss points: one row per point with :data:`PUBLISHED_COLUMNS`
+    (``epoch`` and ``loss`` read off a log-log figure to within the factors
+    ``epoch_factor`` and ``loss_factor``). Raises :class:`InputError` naming the file and
+    the line of a bad row."""
+    try:
+        pts = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError) as err:
+        raise InputError(f"{path}: cannot read the published points: {err}") from None
+    missing = [c for c in PUBLISHED_COLUMNS if c not in pts.columns]
+    if missing:
+        raise InputError(f"{path}: missing columns {missing}")
+    for i, row in pts.iterrows():
+        line = int(i) + 2  # the header is line 1
+        values = [row["epoch"], row["loss"], row["epoch_factor"], row["loss_factor"]]
+        ok = all(isinstance(v, int | float) and math.isfinite(v) and v > 0 for v in values)
+        if not ok or row["epoch_factor"] <= 1 or row["loss_factor"] <= 1:
+            raise InputError(f"{path}, line {line}: epoch, loss > 0 and factors > 1 needed")
+        if row["bound"] not in (POINT, AT_MOST) or row["feature"] not in FEATURES:
+            raise InputError(
+                f"{path}, line {line}: bound must be one of {[POINT, AT_MOST]} and feature "
+                f"one of {list(FEATURES)}, got {row['bound']!r}, {row['feature']!r}"
+            )
+    return pts[list(PUBLISHED_COLUMNS)]
+
+
+def point_distance(epoch: np.ndarray, loss: np.ndarray, point: pd.Series) -> float:
+    """Distance of one published ``point`` from a loss curve, in units of its reading
+    precision (theory.md 15, "The reading score").
+
+    The curve (``epoch`` increasing, ``loss > 0``) is the polyline through
+    ``(log10 epoch, log10 loss)``; both axes are divided by the point's reading precision
+    (``log10 epoch_factor``, ``log10 loss_factor``) and the distance is the Euclidean
+    distance from the point to the polyline: 1 means "off by one reading precision", and
+    a steep drop missed by a small shift in epochs counts as the small shift it is. A point
+    with ``bound == "at_most"`` is at distance 0 when the curve at its epoch (linear
+    interpolation in log-log, the last value after the curve's end) is at or below its
+    loss, and at the polyline distance otherwise. NaN when the curve has no point.
+    """
+    ex, ly = math.log10(point["epoch_factor"]), math.log10(point["loss_factor"])
+    x = np.log10(np.asarray(epoch, dtype=float)) / ex
+    y = np.log10(np.maximum(np.asarray(loss, dtype=float), np.finfo(float).tiny)) / ly
+    if x.size == 0:
+        return math.nan
+    px, py = math.log10(point["epoch"]) / ex, math.log10(point["loss"]) / ly
+    if point["bound"] == AT_MOST and np.interp(px, x, y) <= py:
+        return 0.0
+    if x.size == 1:
+        return float(math.hypot(x[0] - px, y[0] - py))
+    x0, y0, dx, dy = x[:-1], y[:-1], np.diff(x), np.diff(y)
+    seg2 = dx * dx + dy * dy
+    safe = np.where(seg2 > 0, seg2, 1.0)
+    s = np.clip(np.where(seg2 > 0, ((px - x0) * dx + (py - y0) * dy) / safe, 0.0), 0.0, 1.0)
+    return float(np.min(np.hypot(x0 + s * dx - px, y0 + s * dy - py)))
+
+
+def reading_score(curves: pd.DataFrame, points: pd.DataFrame) -> dict[str, float]:
+    """Score of one reading: how far its loss curves lie from the published points.
+
+    ``curves`` has columns ``depth, epoch, loss`` (the reading's curve per depth, in the
+    published epochs: ``epoch = eta k / eta_published + 1`` for a run at step ``eta``);
+    ``points`` rows of :func:`read_published`. Returns ``score``, the mean over the points
+    of the squared :func:`point_distance` (0 when the curves pass within reading precision
+    of every point's centre; a point one reading precision off adds ``1 / n``), ``score_N``
+    per depth (same mean over that depth's points) and one entry per feature of
+    :data:`FEATURES` (root mean square distance over its points, NaN without points). A
+    depth missing from ``curves`` makes its points NaN and the score NaN.
+    """
+    by_depth = {int(N): g.sort_values("epoch") for N, g in curves.groupby("depth")}
+    d = np.array(
+        [
+            point_distance(by_depth[int(p.depth)]["epoch"], by_depth[int(p.depth)]["loss"],
+                           pd.Series(p._asdict()))
+            if int(p.depth) in by_depth else math.nan
+            for p in points.itertuples(index=False)
+        ]
+    )  # fmt: skip
+    out = {"score": float(np.mean(d**2))}
+    for N in sorted(points["depth"].unique()):
+        out[f"score_N{int(N)}"] = float(np.mean(d[(points["depth"] == N).to_numpy()] ** 2))
+    for feature in FEATURES:
+        sel = (points["feature"] == feature).to_numpy()
+        out[feature] = float(np.sqrt(np.mean(d[sel] ** 2))) if sel.any() else math.nan
+    return out
+
+
+#: Columns of ``authors_readings.csv``, in order (then one column per feature of
+#: :data:`FEATURES` and ``score_N<depth>`` per depth).
+READING_COLUMNS = (
+    "reading", "dataset", "hidden_width", "init", "experiment", "rank", "best", "score",
+    "scaled", "step_scales", "max_log10_scaled_vs_unscaled",
+)  # fmt: skip
+
+
+def reading_runs(readings: Mapping[str, Any], depths: Sequence[int]) -> dict[str, list[Run]]:
+    """The runs of the reading search: per reading of the config's
+    ``authors_readings.readings`` (``name, dataset, hidden_width, init``), one seed-0 run
+    per depth. Its start is the start of seed 0 of an experiment with the same dataset,
+    width and init (:meth:`deeplinear.plan.Run.init_seed` hashes only those), so the
+    reading that becomes experiment ``authors`` is scored on that experiment's first start.
+    """
+    out: dict[str, list[Run]] = {}
+    for reading in readings:
+        if reading["name"] in out:
+            raise InputError(f"config key authors_readings: reading {reading['name']!r} twice")
+        out[reading["name"]] = [
+            Run(
+                experiment="authors_readings", dataset=reading["dataset"], depth=int(N),
+                hidden=int(reading["hidden_width"]), **_init_fields(reading["init"], int(N)),
+                seed=0, step_rule="constant", tau=UNUSED["tau"], alpha=UNUSED["alpha"],
+                step_multiple=1.0, step_unit="absolute",
+            )
+            for N in depths
+        ]  # fmt: skip
+    return out
+
+
+def reading_curve(run: Run, ds: Dataset, eta: float, step_scale: float, epochs: int,
+                  base_seed: int, log_points: int) -> pd.DataFrame:  # fmt: skip
+    """One reading's loss curve at one depth, run at the scaled step (theory.md 15):
+    ``step_scale * eta`` for ``ceil(epochs / step_scale)`` iterations, which covers the
+    gradient-flow time ``eta * epochs`` of ``epochs`` published epochs as long as the
+    scaled step stays far below the edge of stability (the loss is a function of ``eta k``
+    there). No convergence stop; guarantees not checked (a curve is all that is read).
+    Returns ``depth, iteration, epoch, loss, product_norm`` with
+    ``epoch = step_scale * iteration + 1`` (the published axis, epoch 1 = the start)."""
+    widths = widths_of(run, ds)
+    W = init.stack([initial_weights(run, widths, base_seed)])
+    iters = math.ceil(epochs / step_scale)
+    res = gd.run(ds.X, ds.Y, W, step_scale * eta, iters, gtol=0.0, ftol=0.0,
+                 log_points=log_points, check_guarantees=False)  # fmt: skip
+    t = res.trajectory
+    return pd.DataFrame(
+        {
+            "depth": run.depth,
+            "iteration": t["iteration"].to_numpy(),
+            "epoch": step_scale * t["iteration"].to_numpy() + 1.0,
+            "loss": t["loss"].to_numpy(),
+            "product_norm": t["product_norm"].to_numpy(),
+        }
+    )
+
+
+def log_loss_gap(
+    epoch_a: np.ndarray,
+    loss_a: np.ndarray,
+    epoch_b: np.ndarray,
+    loss_b: np.ndarray,
+    above: float = GAP_FLOOR,
+) -> float:
+    """``max |log10 L_a - log10 L_b|`` over the logged epochs of curve ``b`` inside the
+    range of curve ``a`` (``a`` interpolated linearly in log-log) where ``L_b > above``:
+    how far a scaled-step curve is from the unscaled one (theory.md 15). Below ``above``
+    (default :data:`GAP_FLOOR`, under every published loss) both sit in float64 rounding,
+    where the two step sizes round differently. NaN without common epochs."""
+    xa, xb = np.log10(np.asarray(epoch_a, float)), np.log10(np.asarray(epoch_b, float))
+    Lb = np.asarray(loss_b, float)
+    inside = (xb >= xa.min()) & (xb <= xa.max()) & (Lb > above)
+    if not inside.any():
+        return math.nan
+    ya = np.interp(xb[inside], xa, np.log10(np.asarray(loss_a, float)))
+    return float(np.max(np.abs(ya - np.log10(Lb[inside]))))
+
+
+def readings_table(curves: pd.DataFrame, points: pd.DataFrame, readings: Sequence[Mapping],
+                   experiments: Mapping[str, str], step_scales: Sequence[float],
+                   gaps: Mapping[str, float]) -> pd.DataFrame:  # fmt: skip
+    """``authors_readings.csv``: one row per reading (``curves`` rows keyed by ``reading``,
+    columns of :func:`reading_curve`), with its :func:`reading_score` against ``points``,
+    its ``rank`` by score (1 = best, ``best`` flags it), ``experiment`` (the config's
+    experiment that runs this reading, from ``experiments``: reading -> experiment name, or
+    empty), ``scaled`` (whether any depth ran at a scaled step), the per-depth
+    ``step_scales`` and ``max_log10_scaled_vs_unscaled`` (``gaps``: reading -> the
+    :func:`log_loss_gap` between its scaled curve and its experiment's unscaled run, NaN
+    where not measured)."""
+    rows = []
+    for reading in readings:
+        name = reading["name"]
+        c = curves[curves["reading"] == name]
+        rows.append(
+            {
+                "reading": name,
+                "dataset": reading["dataset"],
+                "hidden_width": int(reading["hidden_width"]),
+                "init": json.dumps(dict(reading["init"]), sort_keys=True),
+                "experiment": experiments.get(name, ""),
+                "scaled": any(s != 1 for s in step_scales),
+                "step_scales": " ".join(f"{s:g}" for s in step_scales),
+                "max_log10_scaled_vs_unscaled": gaps.get(name, math.nan),
+                **reading_score(c, points),
+            }
+        )
+    out = pd.DataFrame(rows)
+    out["rank"] = out["score"].rank(method="min", na_option="bottom").astype(int)
+    out["best"] = out["rank"] == 1
+    rest = [c for c in out.columns if c not in READING_COLUMNS]
+    return out[list(READING_COLUMNS) + rest].sort_values(["rank", "reading"], ignore_index=True)
+
+
+def experiment_readings(readings: Sequence[Mapping], experiments: Mapping[str, Mapping],
+                        names: Sequence[str]) -> dict[str, str]:  # fmt: skip
+    """Reading name -> name of the experiment of ``names`` (validated config experiments)
+    that runs it: same dataset, its only hidden width and its only init."""
+    out = {}
+    for reading in readings:
+        for name in names:
+            exp = experiments.get(name)
+            if (
+                exp is not None
+                and exp["dataset"] == reading["dataset"]
+                and list(exp["hidden_widths"]) == [reading["hidden_width"]]
+                and [dict(i) for i in exp["inits"]] == [dict(reading["init"])]
+            ):
+                out[reading["name"]] = name
+    return out
+
+
+def chosen_is_best(table: pd.DataFrame, experiment: str = "authors") -> bool | None:
+    """Whether the reading that ``experiment`` runs is the best-scoring one of ``table``
+    (``authors_readings.csv``); None when no reading of the table is that experiment."""
+    rows = table[table["experiment"] == experiment]
+    return None if rows.empty else bool(rows["best"].iloc[0])
+
+
+def points_table(points: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
+    """``authors_points.csv``: the published points with the loss of ``curves`` (columns
+    ``depth, epoch, loss``: the chosen reading's unscaled runs, one seed) at each point's
+    epoch (``model_loss``, log-log interpolation) and the :func:`point_distance`."""
+    out = points.copy()
+    model, dist = [], []
+    for p in points.itertuples(index=False):
+        c = curves[curves["depth"] == p.depth].sort_values("epoch")
+        if c.empty:
+            model.append(math.nan)
+            dist.append(math.nan)
+            continue
+        x = np.log10(c["epoch"].to_numpy(float))
+        y = np.log10(c["loss"].to_numpy(float))
+        model.append(float(10 ** np.interp(math.log10(p.epoch), x, y)))
+        dist.append(point_distance(c["epoch"], c["loss"], pd.Series(p._asdict())))
+    out["model_loss"] = model
+    out["distance"] = dist
+    return out
+
+
+def check_readings(cfg: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The validated config's ``authors_readings`` after the checks the schema cannot
+    express (each error names the key): every reading's dataset exists, ``epochs`` and
+    ``step_scales`` have one entry per depth, reading names are unique."""
+    ar = cfg["authors_readings"]
+    n = len(ar["depths"])
+    for key in ("epochs", "step_scales"):
+        if len(ar[key]) != n:
+            raise InputError(
+                f"config key authors_readings.{key}: one entry per depth ({n}), got {len(ar[key])}"
+            )
+    names = [r["name"] for r in ar["readings"]]
+    for i, reading in enumerate(ar["readings"]):
+        if reading["dataset"] not in cfg["datasets"]:
+            raise InputError(
+                f"config key authors_readings.readings[{i}].dataset: unknown dataset "
+                f"{reading['dataset']!r}"
+            )
+        if names.count(reading["name"]) > 1:
+            raise InputError(
+                f"config key authors_readings.readings[{i}].name: {reading['name']!r} twice"
+            )
+    return ar
+
+
+def unscaled_curves(runs: pd.DataFrame, trajectories: pd.DataFrame, eta: float) -> pd.DataFrame:
+    """Seed-0 curves of an experiment's runs (``runs.csv``, ``trajectories.parquet`` rows)
+    on the published axis: ``depth, epoch, loss, product_norm`` with
+    ``epoch = (run eta / eta) * iteration + 1`` (``eta`` the published step)."""
+    first = runs[runs["seed"] == runs["seed"].min()][["run_id", "depth", "eta"]]
+    t = trajectories.merge(first, on="run_id")
+    return pd.DataFrame(
+        {
+            "depth": t["depth"].to_numpy(),
+            "epoch": t["eta"].to_numpy() / eta * t["iteration"].to_numpy() + 1.0,
+            "loss": t["loss"].to_numpy(),
+            "product_norm": t["product_norm"].to_numpy(),
+        }
+    ).sort_values(["depth", "epoch"], ignore_index=True)
+
+
+def curves_gap(scaled: pd.DataFrame, unscaled: pd.DataFrame) -> float:
+    """Largest :func:`log_loss_gap` over the depths both hold (columns ``depth, epoch,
+    loss``): the scaled-step search curve of a reading against its unscaled run."""
+    gaps = [
+        log_loss_gap(s["epoch"], s["loss"], u["epoch"], u["loss"])
+        for N, s in scaled.groupby("depth")
+        for M, u in unscaled.groupby("depth")
+        if N == M
+    ]
+    gaps = [g for g in gaps if not math.isnan(g)]
+    return max(gaps) if gaps else math.nan

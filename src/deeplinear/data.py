@@ -63,10 +63,13 @@ def synthetic(
     whiten: bool = False,
     cond: float | None = None,
     x_scale: float = 1.0,
+    target_scale: float = 1.0,
+    target_ratio: float = 0.3,
 ) -> Dataset:
     """Gaussian ``X``; ``Y = A X + noise * N(0, 1)`` with ``A`` of rank ``rank``.
 
-    ``A = U diag(s) V^T`` with Haar ``U, V`` and ``s`` spaced geometrically from 1 to 0.3, so
+    ``A = U diag(s) V^T`` with Haar ``U, V`` and ``s`` spaced geometrically from
+    ``target_scale`` (default 1) down to ``target_ratio * target_scale`` (default 0.3), so
     the singular values of the target are distinct (the incremental-learning plateaus).
     ``whiten=True`` makes ``X X^T = m I`` (needed by the ACGH comparison, theory.md 10);
     ``cond`` instead makes ``X X^T`` diagonal with condition number exactly ``cond``.
@@ -89,13 +92,18 @@ def synthetic(
     if not (np.isfinite(x_scale) and x_scale > 0):
         raise InputError(f"synthetic x_scale must be > 0, got {x_scale}")
     X = x_scale * X
+    for key, value in (("target_scale", target_scale), ("target_ratio", target_ratio)):
+        if not (np.isfinite(value) and value > 0) or (key == "target_ratio" and value > 1):
+            raise InputError(f"synthetic {key} must be > 0 (target_ratio <= 1), got {value}")
     U = np.linalg.qr(rng.standard_normal((d_y, d_y)))[0][:, :rank]
     V = np.linalg.qr(rng.standard_normal((d_x, d_x)))[0][:, :rank]
-    s = np.geomspace(1.0, 0.3, rank) if rank > 0 else np.zeros(0)
+    s = target_scale * np.geomspace(1.0, target_ratio, rank) if rank > 0 else np.zeros(0)
     A = (U * s) @ V.T
     Y = A @ X + noise * rng.standard_normal((d_y, m))
     meta = dict(kind="synthetic", d_x=d_x, d_y=d_y, m=m, rank=rank, noise=noise, seed=seed)
     meta |= {"whiten": whiten, "cond": cond} | ({"x_scale": x_scale} if x_scale != 1 else {})
+    if (target_scale, target_ratio) != (1.0, 0.3):
+        meta |= {"target_scale": target_scale, "target_ratio": target_ratio}
     return validate(Dataset(X, Y, meta), "synthetic")
 
 

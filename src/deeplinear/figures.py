@@ -5,7 +5,8 @@ figure list and the pipeline tests read it; nothing else names a figure's inputs
 A table is either one experiment's (``runs``, ``trajectories``, ``convergence_stats``,
 ``rank_stats``, ``escape_scaling`` of the experiment bound to a notebook parameter) or
 study-wide (``thresholds``, ``step_thresholds``: the threshold search; ``authors``: the
-authors' step against our theory, figure 8). A figure therefore
+authors' step against our theory; ``authors_readings`` and ``authors_points``: the reading
+search and the published points, figure 8). A figure therefore
 depends on the shards of its own experiments only.
 """
 
@@ -35,6 +36,8 @@ STUDY_TABLES = {
     "claim2_fits": "claim2_fits.csv",
     "claim5_onset": "claim5_onset.csv",
     "authors": "authors.csv",
+    "authors_readings": "authors_readings.csv",
+    "authors_points": "authors_points.csv",
 }
 
 
@@ -112,8 +115,15 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "fig8_authors",
         claims=(1,),
-        experiments={"experiment": "authors"},
-        tables={"runs": "experiment", "trajectories": "experiment", "authors": None},
+        # the earlier reading: the reading search compares its scaled curves with its runs
+        experiments={"experiment": "authors", "variant_experiment": "authors_width70"},
+        tables={
+            "runs": "experiment",
+            "trajectories": "experiment",
+            "authors": None,
+            "readings": ("authors_readings", None),
+            "points": ("authors_points", None),
+        },
     ),
 )
 

@@ -51,6 +51,21 @@ def gaussian(widths: Sequence[int], scale: float, seed: Seed) -> list[np.ndarray
     ]
 
 
+def normalized_gaussian(widths: Sequence[int], scale: float, seed: Seed) -> list[np.ndarray]:
+    """:func:`gaussian` layers (``scale`` 1) rescaled by one common factor so that the
+    product ``W_N ... W_1`` has spectral norm exactly ``scale^N``: with ``product_norm: p``
+    (``scale = p^(1/N)``) a Gaussian start whose product has norm ``p`` at every depth, its
+    other singular values spread as a product of Gaussian matrices spreads them (figure 8's
+    reading search, theory.md 15)."""
+    widths, scale = check_widths(widths), _check_scale(scale)
+    W = gaussian(widths, 1.0, seed)
+    P = W[0]
+    for Wj in W[1:]:
+        P = Wj @ P
+    factor = scale / np.linalg.norm(P, 2) ** (1.0 / len(W))
+    return [factor * Wj for Wj in W]
+
+
 def orthogonal(widths: Sequence[int], scale: float, seed: Seed) -> list[np.ndarray]:
     """``scale`` times a random (semi-)orthogonal matrix of shape ``(d_j, d_{j-1})``."""
     widths, scale, rng = check_widths(widths), _check_scale(scale), _rng(seed)
@@ -106,6 +121,7 @@ INITS = {
     "balanced": balanced,
     "near_balanced": near_balanced,
     "gaussian": gaussian,
+    "normalized_gaussian": normalized_gaussian,
     "orthogonal": orthogonal,
 }
 

@@ -1,8 +1,15 @@
 # The authors' own experiment (figure 8): for each of its runs, where the step sits relative
 # to our certified bound and the measured critical step of the same start, and what the
 # curves show in numbers (deeplinear.authors). Covers `authors` and, if the config has it,
-# the alternative reading `authors_bottleneck`.
-AUTHORS_EXPERIMENTS = [e for e in ("authors", "authors_bottleneck") if e in PLAN.experiments]
+# the variants `authors_width70` (the earlier reading) and `authors_bottleneck`.
+AUTHORS_EXPERIMENTS = [
+    e for e in ("authors", "authors_width70", "authors_bottleneck") if e in PLAN.experiments
+]
+try:
+    READINGS = authors.check_readings(config)
+except InputError as err:
+    sys.exit(f"Error in the config: {err}")
+READING_DATASETS = sorted({r["dataset"] for r in READINGS["readings"]})
 
 
 rule authors:
@@ -33,3 +40,36 @@ rule authors:
         mem_mb=2000,
     script:
         "../../scripts/authors.py"
+
+
+rule authors_readings:
+    """The recorded search for the reading of the authors' setting (figure 8): every
+    reading's scaled-step curves at each depth, scored against the published points."""
+    input:
+        # relative to the project, like the notebooks (the workflow may run elsewhere)
+        published=os.path.relpath(os.path.join(workflow.basedir, READINGS["published"])),
+        data=[dataset_file(d) for d in READING_DATASETS],
+        runs=[experiment_table(e, "runs") for e in AUTHORS_EXPERIMENTS],
+        trajectories=[experiment_table(e, "trajectories") for e in AUTHORS_EXPERIMENTS],
+    output:
+        table=study_table("authors_readings"),
+        points=study_table("authors_points"),
+        curves=f"{TABLES}/authors_reading_curves.parquet",
+    params:
+        datasets=READING_DATASETS,
+        experiments=AUTHORS_EXPERIMENTS,
+        digest=lambda wc: plan.digest(
+            [READINGS, PLAN.seed, [PLAN.datasets[d] for d in READING_DATASETS]]
+        )[:16],
+    conda:
+        ENV
+    log:
+        f"{RESULTS}/logs/aggregate/authors_readings.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/authors/authors_readings.tsv"
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=2000,
+    script:
+        "../../scripts/authors_readings.py"

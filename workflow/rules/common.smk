@@ -6,7 +6,7 @@ import re
 import shlex
 import sys
 
-from deeplinear import figures, plan, preflight
+from deeplinear import authors, figures, plan, preflight
 from snakemake.exceptions import WorkflowError
 
 from deeplinear import errors
@@ -95,6 +95,8 @@ ALL_TABLES = [
         "step_thresholds",
         "claims",
         "authors",
+        "authors_readings",
+        "authors_points",
     )
 ]
 ALL_FIGURES = [path for fig in figures.FIGURES for path in figure_paths(fig.name)]
@@ -116,6 +118,7 @@ BENCHMARKS = [
     f"{BENCH}/aggregate_thresholds.tsv",
     f"{BENCH}/claims.tsv",
     f"{BENCH}/authors/authors.tsv",
+    f"{BENCH}/authors/authors_readings.tsv",
     *(f"{BENCH}/figures/{fig.name}.tsv" for fig in figures.FIGURES),
 ]
 

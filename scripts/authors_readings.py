@@ -1,0 +1,51 @@
+"""Snakemake script of rule `authors_readings`: the recorded search for the reading of the
+authors' setting (deeplinear.authors, theory.md 13, config/README.md)."""
+
+import pandas as pd
+
+from deeplinear import authors, io
+
+sm = snakemake  # noqa: F821 (injected by Snakemake)
+with io.script_log(sm.log[0], "authors_readings") as say:
+    cfg = sm.config
+    ar = authors.check_readings(cfg)
+    points = authors.read_published(sm.input.published)
+    datasets = {
+        n: io.load_dataset(p) for n, p in zip(sm.params.datasets, sm.input.data, strict=True)
+    }
+    curves = []
+    for name, runs in authors.reading_runs(ar["readings"], ar["depths"]).items():
+        for run, epochs, scale in zip(runs, ar["epochs"], ar["step_scales"], strict=True):
+            c = authors.reading_curve(
+                run, datasets[run.dataset], ar["eta"], scale, epochs, cfg["seed"], ar["log_points"]
+            )
+            curves.append(c.assign(reading=name))
+            say(
+                f"{name}: N = {run.depth}, loss {c['loss'].iloc[0]:.3g} -> {c['loss'].iloc[-1]:.3g}"
+            )
+    curves = pd.concat(curves, ignore_index=True)
+    by_experiment = authors.experiment_readings(
+        ar["readings"], cfg["experiments"], sm.params.experiments
+    )
+    unscaled, gaps = {}, {}
+    for exp, runs_path, traj_path in zip(
+        sm.params.experiments, sm.input.runs, sm.input.trajectories, strict=True
+    ):
+        unscaled[exp] = authors.unscaled_curves(
+            io.read_table(runs_path), io.read_table(traj_path), ar["eta"]
+        )
+    for name, exp in by_experiment.items():
+        gaps[name] = authors.curves_gap(curves[curves["reading"] == name], unscaled[exp])
+    table = authors.readings_table(
+        curves, points, ar["readings"], by_experiment, ar["step_scales"], gaps
+    )
+    io.write_csv(table, sm.output.table)
+    io.write_parquet(curves, sm.output.curves)
+    io.write_csv(authors.points_table(points, unscaled.get("authors", curves.iloc[:0])),
+                 sm.output.points)  # fmt: skip
+    say(table.to_string())
+    if authors.chosen_is_best(table) is not True:
+        say(
+            "WARNING: experiment `authors` does not run the best-scoring reading of "
+            f"authors_readings.csv (best: {table['reading'].iloc[0]}); config/README.md"
+        )
