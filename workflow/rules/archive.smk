@@ -14,6 +14,7 @@ from hashlib import sha256
 from pathlib import Path
 
 from deeplinear import archive as archive_tool
+from deeplinear import codehash
 
 #: The project folder (the Snakefile's), whatever the working directory: code is archived
 #: from here, results from the working directory.
@@ -34,6 +35,8 @@ ARCHIVE_CODE = [
 ]  # fmt: skip
 EXECUTED_NOTEBOOKS = sorted({f"{RESULTS}/notebooks/{Path(f).stem}.ipynb" for f in ALL_FIGURES})
 RUN_COMMAND = archive_tool.snakemake_command(workflow.overwrite_configfiles, Path.cwd())
+#: The library code these jobs run (`python -m deeplinear.archive`, deeplinear.codehash).
+ARCHIVE_CODE_DIGEST = codehash.code_digest([archive_tool.__file__], PACKAGE_DIR)
 
 
 localrules:
@@ -49,6 +52,7 @@ rule resolved_config:
         config=f"{RESULTS}/config.json",
     params:
         text=RESOLVED_CONFIG,
+        code=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:
@@ -74,6 +78,7 @@ rule provenance:
     params:
         command=RUN_COMMAND,
         project=str(PROJECT_ROOT),
+        code=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:
@@ -90,6 +95,8 @@ rule lock:
     """Every installed distribution with its exact version (pip freeze style)."""
     output:
         lock=f"{RESULTS}/requirements.lock",
+    params:
+        code=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:
@@ -122,6 +129,7 @@ rule archive:
         version=PROJECT["version"],
         code=ARCHIVE_CODE,
         code_root=str(PROJECT_ROOT),
+        library=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:

@@ -11,8 +11,11 @@ rule authors:
         runs=[experiment_table(e, "runs") for e in AUTHORS_EXPERIMENTS],
         trajectories=[experiment_table(e, "trajectories") for e in AUTHORS_EXPERIMENTS],
         data=[dataset_file(PLAN.experiments[e].dataset) for e in AUTHORS_EXPERIMENTS],
+        digests=seals(
+            [experiment_table(e, t) for e in AUTHORS_EXPERIMENTS for t in ("runs", "trajectories")]
+        ),
     output:
-        table=study_table("authors"),
+        **sealed(table=study_table("authors")),
     params:
         experiments=AUTHORS_EXPERIMENTS,
         digest=lambda wc: plan.digest(
@@ -21,6 +24,7 @@ rule authors:
             + [PLAN.threshold.lo, PLAN.threshold.hi, PLAN.threshold.rtol,
                str(PLAN.threshold.settings)]
         )[:16],
+        code=code_digest("scripts/authors.py"),
     conda:
         ENV
     log:
