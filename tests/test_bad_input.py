@@ -82,6 +82,12 @@ CASES = {
     "whiten-with-few-samples": ("datasets.white.m", 3, "datasets.white"),
     "whiten-and-cond": ("datasets.white.cond", 10, "datasets.white"),
     "cond-below-one": ("datasets.cond10.cond", 0.5, "datasets.cond10.cond"),
+    "depth-100000": ("experiments.depth.depths", [2, 100000], "depth.inits[0].scale"),
+    "family-depth-underflow": (
+        "threshold_search.depths",
+        [2, 2000],
+        "threshold_search.families[1].init.scale",
+    ),
 }
 
 
@@ -284,3 +290,64 @@ def test_the_engine_refuses_a_step_that_is_not_finite_and_positive(eta):
     W = init.stack([init.make("balanced", [5, 5, 4], 0.5, np.random.default_rng(0))])
     with pytest.raises(InputError, match="eta must be finite and > 0"):
         gd.run(ds.X, ds.Y, W, eta, 10)
+
+
+# -- the same damage done to a finished smoke run --------------------------------------------
+
+
+def finished_copy(smoke: Path, dest: Path) -> Path:
+    """A copy of the finished smoke run (results and Snakemake's records), to damage."""
+    shutil.copytree(smoke, dest, symlinks=True)
+    return dest
+
+
+def damage_shard_row(root: Path) -> Path:
+    path = sorted((root / SMOKE / "runs/rank").glob("*.summary.csv"))[0]
+    rewrite(path, cut_last_row)
+    return path
+
+
+def damage_shard_status(root: Path) -> Path:
+    path = next(
+        p
+        for p in sorted((root / SMOKE / "runs/rank").glob("*.summary.csv"))
+        if ",converged," in p.read_text()
+    )
+    rewrite(path, lambda t: t.replace(",converged,", ",diverged,", 1))
+    return path
+
+
+def damage_runs_table(root: Path) -> Path:
+    path = root / SMOKE / "tables/runs.csv"
+    rewrite(path, lambda t: "\n".join(t.split("\n")[:76]) + "\n")  # header and 75 of 113 rows
+    return path
+
+
+def damage_dataset(root: Path) -> Path:
+    path = root / SMOKE / "data/white.npz"
+    shutil.copy(root / SMOKE / "data/cond10.npz", path)
+    return path
+
+
+DAMAGE = {
+    "shard-row-cut-after-21-fields": (damage_shard_row, "21 fields, the header has 42"),
+    "shard-status-edited": (damage_shard_status, "was changed after its rule wrote it"),
+    "runs-cut-to-75-rows": (damage_runs_table, "38 missing run(s)"),
+    "white-overwritten-by-cond10": (damage_dataset, "holds dataset 'cond10'"),
+}
+
+
+@pytest.mark.parametrize(("damage", "message"), DAMAGE.values(), ids=DAMAGE.keys())
+def test_damage_after_the_fact_fails_the_next_rule_naming_it(smoke, tmp_path, damage, message):
+    work = finished_copy(smoke, tmp_path / "work")
+    claims = work / SMOKE / "tables/claims.csv"
+    verdicts = claims.read_bytes()
+    path = damage(work).relative_to(work)
+    proc = snakemake(work, "--configfile", "config/smoke.yaml", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert f"{path}" in out and message in out, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    logs = [p.read_text() for p in (work / SMOKE / "logs").rglob("*.log")]
+    assert any(f"{path}" in log and message in log and "Traceback" not in log for log in logs)
+    assert not claims.exists() or claims.read_bytes() == verdicts  # never other verdicts
