@@ -418,20 +418,25 @@ def check_seal(path: str | os.PathLike) -> None:
 
 def _csv_rows(path: Path, width: int) -> None:
     """Raise :class:`InputError` naming the line of the first row of ``path`` whose number
-    of fields differs from ``width`` (the header's), or if the file ends inside a row."""
+    of fields differs from ``width`` (the header's), or if the file ends inside a row (no
+    final newline: every table writer ends its last row with one)."""
     text = path.read_text(encoding="utf-8", errors="replace")
-    if text and not text.endswith("\n"):
+    cut = bool(text) and not text.endswith("\n")
+    lines = text.splitlines()
+    reader = csv.reader(lines)
+    for row in reader:
+        if len(row) != width:
+            last = reader.line_num == len(lines)
+            why = "the file ends inside it: it was cut short" if cut and last else "cut or edited"
+            raise InputError(
+                f"table {path}, line {reader.line_num}: {len(row)} fields, the header has "
+                f"{width} ({why}). {_rebuild(path)}"
+            )
+    if cut:
         raise InputError(
             f"table {path}: the last line ends without a newline (the file was cut short). "
             f"{_rebuild(path)}"
         )
-    reader = csv.reader(text.splitlines())
-    for row in reader:
-        if len(row) != width:
-            raise InputError(
-                f"table {path}, line {reader.line_num}: {len(row)} fields, the header has "
-                f"{width} (a cut or edited row). {_rebuild(path)}"
-            )
 
 
 def _bad_values(column: Column, series: pd.Series) -> tuple[str, pd.Series] | None:
