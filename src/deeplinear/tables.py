@@ -591,7 +591,7 @@ def read(
         except InputError as err:
             problems.append(str(err))
     if problems:
-        raise InputError(" ".join(problems))
+        raise InputError(" Also: ".join(problems))
     return frame
 
 
