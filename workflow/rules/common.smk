@@ -6,14 +6,12 @@ import os
 import re
 import shlex
 import sys
-
 from pathlib import Path
 
 import deeplinear
 from deeplinear import codehash, data, figures, plan, tables
-from snakemake.exceptions import WorkflowError
-
 from deeplinear.errors import InputError
+from snakemake.exceptions import WorkflowError
 
 #: Software environment of every rule (used with `--sdm conda`).
 ENV = "../envs/deeplinear.yaml"
