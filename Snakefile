@@ -32,6 +32,8 @@ include: "workflow/rules/archive.smk"
 rule all:
     input:
         ALL_TABLES,
+        EXPERIMENT_TABLES,
+        ALL_SEALS,
         ALL_FIGURES,
         f"{TABLES}/runtimes.csv",
     default_target: True

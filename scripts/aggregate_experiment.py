@@ -1,9 +1,10 @@
-"""Snakemake script of rule `aggregate_experiment`: one experiment's shards, checked against
-the plan, and the aggregates the figures plot."""
+"""Snakemake script of rule `aggregate_experiment`: one experiment's shards, each checked
+against its schema, its digest record and its plan (every planned run exactly once), and the
+aggregates the figures plot. The outputs' digest records chain the shards' digests."""
 
 from pathlib import Path
 
-from deeplinear import experiments, io, plan, stats
+from deeplinear import experiments, io, plan, stats, tables
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 name = sm.wildcards.experiment
@@ -13,14 +14,14 @@ with io.script_log(sm.log[0], f"aggregate {name}") as say:
     for path in [*sm.input.summaries, *sm.input.trajectories]:
         shard = Path(path).name.removesuffix(".summary.csv").removesuffix(".parquet")
         expected[path] = [run.run_id for run in shards[shard]]
-    summaries = {p: io.read_table(p) for p in sm.input.summaries}
-    runs = experiments.collect(summaries, expected, experiments.RUNS_COLUMNS)
-    traj = {p: io.read_table(p) for p in sm.input.trajectories}
-    for path, table in traj.items():  # every planned run has a trajectory, nothing else
-        experiments.check_shard(table.drop_duplicates(["run_id"]), expected[path], path)
+    summaries = {p: tables.read(p, "runs", expected[p]) for p in sm.input.summaries}
+    runs = experiments.collect(summaries, expected)
+    traj = {p: tables.read(p, "trajectories", expected[p]) for p in sm.input.trajectories}
     traj = experiments.collect_trajectories(traj.values())
-    io.write_csv(runs, sm.output.runs)
-    io.write_parquet(traj, sm.output.trajectories)
+    inputs = tables.input_digests([*sm.input.summaries, *sm.input.trajectories])
+    tables.write(runs, sm.output.runs, "runs", inputs)
+    tables.write(traj, sm.output.trajectories, "trajectories", inputs)
+    names = {"convergence": "convergence_stats", "ranks": "rank_stats", "escape": "escape_scaling"}
     for key, table in stats.aggregates(runs).items():
-        io.write_csv(table, sm.output[key])
+        tables.write(table, sm.output[key], names[key], inputs)
     say(f"{len(runs)} runs, {len(traj)} trajectory rows: {runs.status.value_counts().to_dict()}")

@@ -3,28 +3,30 @@ their curves show in numbers (deeplinear.authors)."""
 
 import pandas as pd
 
-from deeplinear import authors, io, plan
+from deeplinear import authors, io, plan, tables
 from deeplinear.experiments import critical_steps
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with io.script_log(sm.log[0], "authors") as say:
     the_plan = plan.Plan.from_config(sm.config)
-    tables = []
+    parts = []
     for name, runs_path, traj_path, data_path in zip(
         sm.params.experiments, sm.input.runs, sm.input.trajectories, sm.input.data, strict=True
     ):
-        ds = io.load_dataset(data_path)
+        dataset = the_plan.experiments[name].dataset
+        ds = io.load_dataset(data_path, dataset, sm.config["datasets"][dataset])
+        runs = tables.read(runs_path, "runs", the_plan.run_ids(name))
+        traj = tables.read(traj_path, "trajectories", the_plan.run_ids(name))
         critical = []
         for group in authors.by_architecture(the_plan.experiments[name].runs):
             search = authors.critical_search(the_plan.threshold, group)
             say(f"{name}: critical steps of {len(group)} starts at depth {group[0].depth}")
             steps = critical_steps(group, ds, search, progress=say)
             critical.append(steps.merge(authors.stable_steps(group, ds, search), on="run_id"))
-        tables.append(
-            authors.table(io.read_table(runs_path), io.read_table(traj_path), pd.concat(critical))
-        )
-    out = pd.concat(tables, ignore_index=True)
-    io.write_csv(out, sm.output.table)
+        parts.append(authors.table(runs, traj, pd.concat(critical)))
+    out = pd.concat(parts, ignore_index=True)
+    inputs = tables.input_digests([*sm.input.runs, *sm.input.trajectories, *sm.input.data])
+    tables.write(out, sm.output.table, "authors", inputs)
     say(
         out[
             ["experiment", "depth", "seed", "eta_over_bound", "eta_over_stable", "position"]

@@ -3,7 +3,7 @@ authors' setting (deeplinear.authors, theory.md 13, config/README.md)."""
 
 import pandas as pd
 
-from deeplinear import authors, io
+from deeplinear import authors, io, plan, tables
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with io.script_log(sm.log[0], "authors_readings") as say:
@@ -11,8 +11,10 @@ with io.script_log(sm.log[0], "authors_readings") as say:
     ar = authors.check_readings(cfg)
     points = authors.read_published(sm.input.published)
     datasets = {
-        n: io.load_dataset(p) for n, p in zip(sm.params.datasets, sm.input.data, strict=True)
+        n: io.load_dataset(p, n, cfg["datasets"][n])
+        for n, p in zip(sm.params.datasets, sm.input.data, strict=True)
     }
+    the_plan = plan.Plan.from_config(cfg)
     curves = []
     for name, runs in authors.reading_runs(ar["readings"], ar["depths"]).items():
         for run, epochs, scale in zip(runs, ar["epochs"], ar["step_scales"], strict=True):
@@ -31,18 +33,22 @@ with io.script_log(sm.log[0], "authors_readings") as say:
     for exp, runs_path, traj_path in zip(
         sm.params.experiments, sm.input.runs, sm.input.trajectories, strict=True
     ):
+        ids = the_plan.run_ids(exp)
         unscaled[exp] = authors.unscaled_curves(
-            io.read_table(runs_path), io.read_table(traj_path), ar["eta"]
+            tables.read(runs_path, "runs", ids),
+            tables.read(traj_path, "trajectories", ids),
+            ar["eta"],
         )
     for name, exp in by_experiment.items():
         gaps[name] = authors.curves_gap(curves[curves["reading"] == name], unscaled[exp])
     table = authors.readings_table(
         curves, points, ar["readings"], by_experiment, ar["step_scales"], gaps
     )
-    io.write_csv(table, sm.output.table)
+    inputs = tables.input_digests([*sm.input.data, *sm.input.runs, *sm.input.trajectories])
+    tables.write(table, sm.output.table, "authors_readings", inputs)
     io.write_parquet(curves, sm.output.curves)
-    io.write_csv(authors.points_table(points, unscaled.get("authors", curves.iloc[:0])),
-                 sm.output.points)  # fmt: skip
+    points_table = authors.points_table(points, unscaled.get("authors", curves.iloc[:0]))
+    tables.write(points_table, sm.output.points, "authors_points", inputs)
     say(table.to_string())
     if authors.chosen_is_best(table) is not True:
         say(

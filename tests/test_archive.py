@@ -743,6 +743,9 @@ def test_make_archive_is_stable_across_rerenders_and_verifies(smoke, monkeypatch
     assert proc.returncode == 0, proc.stderr
     for member in (
         f"{SMOKE}/tables/runs.csv",
+        f"{SMOKE}/tables/claims.md",  # the claims' evidence (issue 21, class 5)
+        f"{SMOKE}/tables/claim2_fits.csv",
+        f"{SMOKE}/tables/claim5_onset.csv",
         f"{SMOKE}/figures/fig1_stepsize.pdf",
         f"{SMOKE}/notebooks/fig1_stepsize.ipynb",
         f"{SMOKE}/report.html",

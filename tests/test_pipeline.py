@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +14,7 @@ import yaml
 
 from deeplinear import figures, gd
 from deeplinear.experiments import RUNS_COLUMNS
-from tests.conftest import ROOT, SMOKE, copy_project, snakemake
+from tests.conftest import ROOT, SMOKE, copy_project, snakemake, venv_env
 
 TRAJECTORY_COLUMNS = ["run_id", *gd.TRAJECTORY_COLUMNS[1:]]
 
@@ -125,7 +127,11 @@ def test_a_new_step_multiple_reruns_only_its_new_shards(smoke, tmp_path):
     shards = planned_shards(proc)
     depths = cfg["experiments"]["stepsize"]["depths"]
     assert sorted(shards) == sorted(("stepsize", f"N{d}-h5-m3-s00") for d in depths)
-    assert len(proc.stdout + proc.stderr) < 20_000  # params are digests, not run lists
+    # params are digests, not run lists (file listings left out: every table is listed with
+    # its digest record)
+    lists = ("input:", "output:", "reason:")
+    text = (proc.stdout + proc.stderr).splitlines()
+    assert sum(len(line) for line in text if not line.lstrip().startswith(lists)) < 20_000
 
 
 def bad_config(tmp_path: Path, edit) -> subprocess.CompletedProcess:
@@ -170,3 +176,62 @@ def test_reading_search_scores_every_reading_and_marks_the_experiments(smoke):
     assert (marked["max_log10_scaled_vs_unscaled"].astype(float) < 0.5).all()
     points = pd.read_csv(smoke / SMOKE / "tables/authors_points.csv")
     assert len(points) == len(authors.read_published(smoke / "data/authors_published_loss.csv"))
+
+
+def test_deleted_tables_are_planned_again(smoke, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(smoke, work, symlinks=True)
+    tables = work / SMOKE / "tables"
+    for name in ("claims.md", "claim2_fits.csv"):
+        (tables / name).unlink()
+    shutil.rmtree(tables / "experiments/depth")
+    proc = snakemake(work, "-n", "--configfile", "config/smoke.yaml")
+    out = proc.stdout + proc.stderr
+    assert "Nothing to be done" not in out
+    assert "rule claims:" in out and "wildcards: experiment=depth" in out
+    assert set(executed_rules(proc)) >= {"claims", "aggregate_experiment"}
+
+
+def test_the_archive_holds_the_claims_evidence(smoke, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(smoke, work, symlinks=True)
+    (work / SMOKE / "report.html").write_text("<html></html>")
+    proc = snakemake(work, "-n", "archive", "--configfile", "config/smoke.yaml")
+    job = (proc.stdout + proc.stderr).split("rule archive:")[1].split("\n\n")[0]
+    for name in ("claims.csv", "claims.md", "claim2_fits.csv", "claim5_onset.csv"):
+        assert f"{SMOKE}/tables/{name}" in job, name
+
+
+def with_library(work: Path) -> dict[str, str]:
+    """The environment that makes the workflow and its jobs import the copy's library."""
+    return {**venv_env(), "PYTHONPATH": str(work / "src")}
+
+
+def test_a_library_change_reruns_the_rules_whose_code_it_touches(smoke, tmp_path):
+    work = tmp_path / "work"
+    shutil.copytree(smoke, work, symlinks=True)
+
+    def dry_run() -> str:
+        proc = subprocess.run(
+            [sys.executable, "-m", "snakemake", "-n", "--cores", "2", "--configfile",
+             "config/smoke.yaml"],
+            cwd=work, capture_output=True, text=True, timeout=900, env=with_library(work),
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return proc.stdout + proc.stderr
+
+    assert "Nothing to be done" in dry_run()  # the same code, imported from the copy
+    plotting = work / "src/deeplinear/plotting.py"
+    plotting.write_text(plotting.read_text() + "\n# edited\n")
+    out = dry_run()
+    rules = set(re.findall(r"^rule (\w+):", out, flags=re.M))
+    assert rules and all(r.startswith("figure_") or r in ("runtimes", "all") for r in rules), rules
+    theory = work / "src/deeplinear/theory.py"
+    doubled = theory.read_text().replace("2.0 * self.eta * self.eps0", "4.0 * self.eta * self.eps0")
+    assert doubled != theory.read_text()
+    theory.write_text(doubled)
+    out = dry_run()
+    rules = set(re.findall(r"^rule (\w+):", out, flags=re.M))
+    assert {"train_shard", "threshold_shard", "claims"} <= rules
+    assert "dataset" not in rules  # the dataset code does not reach theory.py
+    assert "Params have changed since last execution" in out or "params changed" in out

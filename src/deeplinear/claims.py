@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deeplinear import stats
+from deeplinear import stats, tables
 from deeplinear.errors import InputError
 
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
@@ -391,12 +391,8 @@ START_KEYS = [
     "init_spread", "seed",
 ]  # fmt: skip
 
-ONSET_COLUMNS = [
-    "source", "family", "dataset", "depth", "widths", "n_starts", "n_paired",
-    "n_converged_within", "multiples", "fail_within", "fail_above", "onset_lo", "onset_hi",
-    "eos_multiple", "max_converged_over_eos", "diverged_within", "critical_times_sharpness",
-    "below_bound", "above_eos", "in_window",
-]  # fmt: skip
+#: Columns of ``claim5_onset.csv`` (:data:`deeplinear.tables.CLAIM5_ONSET`).
+ONSET_COLUMNS = list(tables.ONSET_COLUMNS)
 
 #: Private per-cell counts behind the claim 5 verdict (not written to the onset table).
 _GRID_COUNTS = ["_fail_within_n", "_within_n", "_fail_above_n", "_above_n", "_fail_above_conv"]

@@ -12,60 +12,15 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deeplinear import gd, init, metrics, model, theory
+from deeplinear import gd, init, metrics, model, tables, theory
 from deeplinear.data import Dataset
 from deeplinear.errors import InputError, rebuild_command
 from deeplinear.model import Problem
 from deeplinear.plan import Run, Settings, ThresholdSearch
 
 #: Columns of ``runs.csv``, in order (pipeline.md, "Output contracts"): one row per run.
-RUNS_COLUMNS = (
-    "run_id",
-    "experiment",
-    "dataset",
-    "depth",
-    "widths",
-    "init",
-    "init_scale",
-    "init_rank",
-    "init_xi",
-    "init_spread",
-    "seed",
-    "step_rule",
-    "step_multiple",
-    "eta",
-    "eta_bound",
-    "eos_eta",
-    "eos_eta_max",
-    "iterations",
-    "budget_capped",
-    "gtol",
-    "flow_time",
-    "status",
-    "initial_loss",
-    "eps0",
-    "delta0",
-    "final_loss",
-    "optimal_loss",
-    "final_rank",
-    "target_rank",
-    "optimal_loss_at_rank",
-    "rank_optimal",
-    "global_optimal",
-    "max_weight_norm",
-    "max_balance_drift",
-    "bound_drift",
-    "bound_weight_norm",
-    "decrease_failures",
-    "drift_failures",
-    "norm_failures",
-    "final_grad_norm",
-    "escape_level",
-    "escape_time",
-    "eta_largest",
-    "eta_smallest",
-    "eta_final",
-)
+#: The schema (kinds, allowed values, NaN) is :data:`deeplinear.tables.RUNS`.
+RUNS_COLUMNS = tables.RUNS.names
 
 
 def widths_of(run: Run, ds: Dataset) -> list[int]:
@@ -92,6 +47,44 @@ def starts_and_bounds(runs: Sequence[Run], ds: Dataset, settings: Settings):
     W = [initial_weights(run, widths, settings.base_seed) for run in runs]
     bounds = [theory.step_bound(prob, *theory.initial_constants(prob, w), len(w)) for w in W]
     return prob, widths, init.stack(W), bounds
+
+
+def check_moves(
+    runs: Sequence[Run], prob: Problem, starts: Sequence[np.ndarray], eta: np.ndarray
+) -> None:
+    """Raise :class:`InputError` naming the runs whose first GD step ``W - eta G(W)`` leaves
+    every weight of their start unchanged in float64 although no layer is zero (theory.md 12).
+
+    Such a run cannot move at all: its product underflowed to 0 (a deep network with small
+    layers: ``||P|| ~ scale^N``) or ``eta G`` is below the rounding of ``W``. The engine
+    would report it ``converged`` at iteration 0 (zero gradient) or ``budget_exhausted``
+    with the loss unchanged, neither of which is a result. A start with a zero layer
+    (balanced of rank 0: the origin, a saddle for ``N >= 2``, theory.md 7) is a critical
+    point in exact arithmetic too and is left to the engine. ``starts``: stacks
+    ``(B, d_j, d_{j-1})``; ``eta``: ``(B,)`` steps.
+    """
+    E = model.residual_correlation(model.product(starts), prob)
+    G = model.gradients_from_residual(starts, E)
+    step = np.asarray(eta, dtype=float)[:, None, None]
+    with np.errstate(all="ignore"):
+        moves = np.zeros(len(runs), dtype=bool)
+        for Wj, Gj in zip(starts, G, strict=True):
+            moves |= np.any(Wj - step * Gj != Wj, axis=(1, 2))
+            moves |= ~np.any(Wj != 0, axis=(1, 2))  # a zero layer: an exact critical point
+    if moves.all():
+        return
+    stuck = [run for run, ok in zip(runs, moves, strict=True) if not ok]
+    grad = float(np.sqrt(sum(np.sum(Gj[~moves] ** 2) for Gj in G)))
+    first = stuck[0]
+    raise InputError(
+        f"{len(stuck)} run(s) of experiment {first.experiment!r} cannot move: the first GD "
+        f"step leaves every weight unchanged in float64 (run {first.run_id}: depth "
+        f"{first.depth}, hidden width {first.hidden}, init {first.init} with scale "
+        f"{first.init_scale:g}, eta = {float(np.asarray(eta)[~moves][0]):.3g}; gradient norm "
+        f"{grad:.3g}, product norm {float(np.abs(model.product(starts)[~moves]).max()):.3g}). "
+        "The product of the layers vanishes in float64 at this depth: use fewer layers (config key "
+        "depths) or a larger init scale (or product_norm)"
+    )
 
 
 def run_shard(
@@ -124,6 +117,7 @@ def run_shard(
         ]
     )
     multiple = np.array([run["step_multiple"] for run in runs])
+    check_moves(runs, prob, starts, eta)
     result = gd.run(
         ds.X,
         ds.Y,
@@ -470,21 +464,16 @@ def acgh_reference_start(prob: Problem, widths: Sequence[int]) -> list[np.ndarra
 
 def check_shard(table: pd.DataFrame, expected: Sequence[str], source: str) -> None:
     """Raise :class:`InputError` naming ``source`` unless ``table`` holds exactly the runs
-    ``expected`` (the shard's plan), each once."""
+    ``expected`` (the shard's plan), each once (:func:`deeplinear.tables.check_runs`)."""
     ids = table["run_id"]
-    problems = []
     duplicated = sorted(set(ids[ids.duplicated()]))
-    missing = sorted(set(expected) - set(ids))
-    extra = sorted(set(ids) - set(expected))
-    for what, found in (("missing", missing), ("unexpected", extra), ("duplicated", duplicated)):
-        if found:
-            shown = ", ".join(found[:3]) + (f" and {len(found) - 3} more" if len(found) > 3 else "")
-            problems.append(f"{len(found)} {what} run(s) ({shown})")
-    if problems:
+    if duplicated:
+        shown = ", ".join(duplicated[:3])
         raise InputError(
-            f"{source} does not match the plan of its shard: {'; '.join(problems)}. "
-            f"Rebuild it with: {rebuild_command(source)}"
+            f"{source} does not match the plan of its shard: {len(duplicated)} duplicated "
+            f"run(s) ({shown}). Rebuild it with: {rebuild_command(source)}"
         )
+    tables.check_runs(table, expected, source, what="plan of its shard")
 
 
 def check_columns(table: pd.DataFrame, columns: Sequence[str], source: str) -> None:

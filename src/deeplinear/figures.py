@@ -15,30 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-#: Tables computed per experiment, with their file names.
-EXPERIMENT_TABLES = {
-    "runs": "runs.csv",
-    "trajectories": "trajectories.parquet",
-    "convergence_stats": "convergence_stats.csv",
-    "rank_stats": "rank_stats.csv",
-    "escape_scaling": "escape_scaling.csv",
-}
-#: Study-wide tables, with their file names.
-STUDY_TABLES = {
-    "runs": "runs.csv",
-    "trajectories": "trajectories.parquet",
-    "convergence_stats": "convergence_stats.csv",
-    "rank_stats": "rank_stats.csv",
-    "escape_scaling": "escape_scaling.csv",
-    "thresholds": "thresholds.csv",
-    "step_thresholds": "step_thresholds.csv",
-    "claims": "claims.csv",
-    "claim2_fits": "claim2_fits.csv",
-    "claim5_onset": "claim5_onset.csv",
-    "authors": "authors.csv",
-    "authors_readings": "authors_readings.csv",
-    "authors_points": "authors_points.csv",
-}
+from deeplinear import tables
+from deeplinear.tables import FILES
+
+#: Tables computed per experiment, and study-wide, with their file names (the registry
+#: :data:`deeplinear.tables.FILES`).
+EXPERIMENT_TABLES = {name: FILES[name] for name in tables.EXPERIMENT_TABLES}
+STUDY_TABLES = dict(FILES)
 
 
 @dataclass(frozen=True)
@@ -58,14 +41,20 @@ class Figure:
 
     def table_paths(self, tables_dir: str) -> dict[str, str]:
         """Notebook parameter -> path of the table, under ``tables_dir``."""
+        return {param: path for param, (_, _, path) in self.table_specs(tables_dir).items()}
+
+    def table_specs(self, tables_dir: str) -> dict[str, tuple[str, str | None, str]]:
+        """Notebook parameter -> ``(table name, experiment or None, path)``; the experiment
+        is ``None`` for a study-wide table."""
         out = {}
         for param, spec in self.tables.items():
             table, bound = spec if isinstance(spec, tuple) else (param, spec)
             if bound is None:
-                out[param] = f"{tables_dir}/{STUDY_TABLES[table]}"
+                out[param] = (table, None, f"{tables_dir}/{STUDY_TABLES[table]}")
             else:
                 exp = self.experiments[bound]
-                out[param] = f"{tables_dir}/experiments/{exp}/{EXPERIMENT_TABLES[table]}"
+                path = f"{tables_dir}/experiments/{exp}/{EXPERIMENT_TABLES[table]}"
+                out[param] = (table, exp, path)
         return out
 
 

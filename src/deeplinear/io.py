@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -113,10 +113,15 @@ def _json_default(obj):
 @contextmanager
 def script_log(path: str | os.PathLike, name: str):
     """Log of one workflow job: yields ``say(msg)``, which writes a line to the log and to
-    stderr (Snakemake shows it as progress). An exception is written to the log, then raised.
+    stderr (Snakemake shows it as progress). An :class:`~deeplinear.errors.InputError`
+    (bad input: a damaged table, a dataset that is not the config's) ends the job with its
+    message and exit status 1, without a traceback; any other exception is written to the
+    log with its traceback, then raised.
     """
     import sys
     import traceback
+
+    from deeplinear.errors import InputError
 
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as log:
@@ -128,6 +133,9 @@ def script_log(path: str | os.PathLike, name: str):
 
         try:
             yield say
+        except InputError as err:  # bad input: the message names it, no traceback
+            say(f"failed: {err}")
+            raise SystemExit(1) from None
         except Exception as err:
             traceback.print_exc(file=log)
             say(f"failed: {err}")
@@ -142,20 +150,57 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def load_dataset(path: str | os.PathLike):
+def spec_digest(spec: Mapping) -> str:
+    """SHA-256 (hex) of a dataset's config entry as canonical JSON (sorted keys): what a
+    dataset file records and what loading it checks (:func:`load_dataset`)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(dict(spec), sort_keys=True).encode()).hexdigest()
+
+
+def save_dataset(path: str | os.PathLike, ds, name: str, spec: Mapping) -> None:
+    """Save a :class:`~deeplinear.data.Dataset` with its name and the digest of its config
+    entry ``spec`` (:func:`spec_digest`), which :func:`load_dataset` checks."""
+    save_npz(
+        path, X=ds.X, Y=ds.Y, meta=json.dumps(ds.meta), name=name, spec_digest=spec_digest(spec)
+    )
+
+
+def load_dataset(path: str | os.PathLike, name: str | None = None, spec: Mapping | None = None):
     """The :class:`~deeplinear.data.Dataset` saved by the workflow's ``dataset`` rule; an
-    unreadable file raises :class:`~deeplinear.errors.InputError` naming it and the fix."""
+    unreadable file raises :class:`~deeplinear.errors.InputError` naming it and the fix.
+
+    With ``name`` and ``spec`` (the config entry ``datasets.<name>``), the file must be
+    that dataset: its recorded spec digest must equal :func:`spec_digest` of ``spec``
+    (another valid dataset copied over it, or a file of an older config, is an error).
+    """
     from deeplinear.data import Dataset
     from deeplinear.errors import InputError, rebuild_command
 
+    rebuild = f"rebuild it with: {rebuild_command(path)}"
     try:
         arrays = load_npz(path)
-        return Dataset(arrays["X"], arrays["Y"])
+        ds = Dataset(arrays["X"], arrays["Y"])
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as err:
         raise InputError(
-            f"dataset file {path} is unreadable ({type(err).__name__}: {err}); "
-            f"rebuild it with: {rebuild_command(path)}"
+            f"dataset file {path} is unreadable ({type(err).__name__}: {err}); {rebuild}"
         ) from None
+    if spec is not None:
+        want = spec_digest(spec)
+        if "spec_digest" not in arrays:
+            raise InputError(
+                f"dataset file {path} records no spec digest (written by another version "
+                f"of the code), so it cannot be checked against config key datasets.{name}; "
+                f"{rebuild}"
+            )
+        held, got = str(arrays.get("name", "?")), str(arrays["spec_digest"])
+        if got != want:
+            raise InputError(
+                f"dataset file {path} holds dataset {held!r} (spec digest {got[:16]}...), not "
+                f"dataset {name!r} of the config (config key datasets.{name}, spec digest "
+                f"{want[:16]}...); {rebuild}"
+            )
+    return ds
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:

@@ -531,6 +531,7 @@ def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
                     f"config key {key}.inits[{i}].rank: product rank {rank} exceeds the "
                     f"bottleneck width {bottleneck} (hidden widths and dataset {dataset!r})"
                 )
+    check_representable(cfg)
     ts = cfg["threshold_search"]
     names: dict[str, int] = {}
     for i, family in enumerate(ts["families"]):
@@ -567,6 +568,41 @@ def _strict_loader():
             return super().construct_mapping(node, deep)
 
     return StrictLoader
+
+
+def check_representable(cfg: Mapping[str, Any]) -> None:
+    """Raise :class:`InputError` naming the config key of an init ``scale`` whose start
+    cannot be represented in float64 at one of its depths: the product of ``N`` layers of
+    about that scale has norm about ``scale^N`` (theory.md 12), which underflows to 0 below
+    the smallest normal float64 (``N = 100000`` at scale 0.4) or overflows above the
+    largest. Such runs could not move; ``product_norm`` fixes the product's norm instead."""
+    import sys
+
+    log_tiny, log_max = math.log(sys.float_info.min), math.log(sys.float_info.max)
+    where = [
+        (f"experiments.{name}.inits", exp["depths"], exp["inits"])
+        for name, exp in cfg["experiments"].items()
+    ]
+    ts = cfg["threshold_search"]
+    where += [
+        (f"threshold_search.families[{i}].init", ts["depths"], [f["init"]])
+        for i, f in enumerate(ts["families"])
+    ]
+    for key, depths, inits in where:
+        for i, ini in enumerate(inits):
+            scale = ini.get("scale")
+            if scale is None or not scale > 0:
+                continue
+            for depth in depths:
+                log_norm = depth * math.log(scale)
+                if not log_tiny < log_norm < log_max:
+                    at = f"{key}[{i}]" if key.endswith("inits") else key
+                    raise InputError(
+                        f"config key {at}.scale: at depth N = {depth} a start of scale {scale} "
+                        f"has a product of norm about scale^N = 1e{log_norm / math.log(10):.0f}, "
+                        "which float64 cannot represent (no run could move); use fewer layers "
+                        "or give product_norm instead of scale"
+                    )
 
 
 def read_yaml(path: str | Path) -> Any:

@@ -5,22 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from deeplinear import theory
+from deeplinear import tables, theory
 
 #: Columns that identify a grid cell (all seeds of one setting).
-CELL = [
-    "experiment",
-    "dataset",
-    "depth",
-    "widths",
-    "init",
-    "init_scale",
-    "init_rank",
-    "init_xi",
-    "init_spread",
-    "step_rule",
-    "step_multiple",
-]
+CELL = [c.name for c in tables.CELL]
 
 
 def convergence_stats(runs: pd.DataFrame) -> pd.DataFrame:
@@ -180,10 +168,7 @@ UNDECIDED, INSUFFICIENT = "undecided", "insufficient data"
 #: Fewest depths with a measured step, and fewest starts at each of them, for a depth law.
 MIN_DEPTHS, MIN_PER_DEPTH = 3, 2
 
-DEPTH_LAW_COLUMNS = [
-    "n_starts", "n_depths", "depths", "p", "p_lo", "p_hi", "q", "q_lo", "q_hi",
-    "log_rss_ratio", "log_rss_ratio_lo", "log_rss_ratio_hi", "decision",
-]  # fmt: skip
+DEPTH_LAW_COLUMNS = list(tables.DEPTH_LAW_COLUMNS)
 
 
 def depth_law(

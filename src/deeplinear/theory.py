@@ -7,6 +7,7 @@ docstring. Scalars are Python floats; ``W`` is the list of layer matrices of one
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,6 +75,25 @@ def _log_chain(log_eta: float, N: int, eps0: float, delta0: float, pbar: float, 
     return log_K, log_lip
 
 
+#: Natural logarithms of the smallest normal and the largest float64.
+LOG_TINY = math.log(sys.float_info.min)
+LOG_MAX = math.log(sys.float_info.max)
+
+
+def check_step(eta: float, depth: int, log_eta: float | None = None) -> None:
+    """Raise :class:`InputError` unless ``eta`` is a finite step of at least the smallest
+    normal float64: a step that underflows to 0 (or to a subnormal, which has lost its
+    precision) cannot move a run, which would then look converged (theory.md 6, 12)."""
+    if math.isfinite(eta) and eta >= sys.float_info.min:
+        return
+    shown = f"log eta_cert = {log_eta:.4g}" if log_eta is not None else f"eta = {eta!r}"
+    raise InputError(
+        f"the certified step size underflows at depth N = {depth} ({shown}; the smallest "
+        f"normal float64 is exp({LOG_TINY:.4g})): no run at this depth can move in float64; "
+        "use fewer layers (config key depths) or another init scale"
+    )
+
+
 def step_bound(prob: Problem, eps0: float, delta0: float, depth: int) -> StepBound:
     """``eta_cert = sup{eta > 0 : eta Lip(eta) <= 1}`` from the run's constants (section 6).
 
@@ -107,7 +127,14 @@ def step_bound(prob: Problem, eps0: float, delta0: float, depth: int) -> StepBou
             else:
                 hi = mid
     eta = 1.0 / prob.lam_max if N == 1 else math.exp(lo)
+    check_step(eta, N, lo)
     log_K, log_lip = _log_chain(math.log(eta), N, eps0, delta0, pbar, prob.lam_max)
+    if not (math.isfinite(log_K) and log_K < LOG_MAX and log_lip < LOG_MAX):
+        raise InputError(
+            f"the certified constants overflow at depth N = {N} (log K = {log_K:.4g}, "
+            f"log Lip = {log_lip:.4g}, float64 ends at {LOG_MAX:.4g}): the start is too "
+            "large for this depth; use a smaller init scale or fewer layers"
+        )
     return StepBound(
         eta=eta,
         K=math.exp(log_K),

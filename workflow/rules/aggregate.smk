@@ -1,15 +1,27 @@
+# Every table is written with its digest record `<table>.sha256.json` (deeplinear.tables:
+# the file's SHA-256 and those of the inputs it was computed from) and read back against its
+# schema, its record and the plan; the records of the tables a rule reads are its inputs too.
+
+
 rule aggregate_experiment:
     """One experiment's shards -> its runs, trajectories and aggregates, checked against the
-    plan (every planned run exactly once, nothing else)."""
+    plan (every planned run exactly once, nothing else), the schema and the shards' digests."""
     input:
         summaries=lambda wc: shard_files(wc.experiment, "summary.csv"),
         trajectories=lambda wc: shard_files(wc.experiment, "parquet"),
+        digests=lambda wc: seals(
+            shard_files(wc.experiment, "summary.csv") + shard_files(wc.experiment, "parquet")
+        ),
     output:
-        runs=f"{TABLES}/experiments/{{experiment}}/runs.csv",
-        trajectories=f"{TABLES}/experiments/{{experiment}}/trajectories.parquet",
-        convergence=f"{TABLES}/experiments/{{experiment}}/convergence_stats.csv",
-        ranks=f"{TABLES}/experiments/{{experiment}}/rank_stats.csv",
-        escape=f"{TABLES}/experiments/{{experiment}}/escape_scaling.csv",
+        **sealed(
+            runs=f"{TABLES}/experiments/{{experiment}}/runs.csv",
+            trajectories=f"{TABLES}/experiments/{{experiment}}/trajectories.parquet",
+            convergence=f"{TABLES}/experiments/{{experiment}}/convergence_stats.csv",
+            ranks=f"{TABLES}/experiments/{{experiment}}/rank_stats.csv",
+            escape=f"{TABLES}/experiments/{{experiment}}/escape_scaling.csv",
+        ),
+    params:
+        code=code_digest("scripts/aggregate_experiment.py"),
     conda:
         ENV
     log:
@@ -27,12 +39,19 @@ rule aggregate_study:
     input:
         runs=[experiment_table(exp, "runs") for exp in PLAN.experiments],
         trajectories=[experiment_table(exp, "trajectories") for exp in PLAN.experiments],
+        digests=seals(
+            [experiment_table(exp, t) for exp in PLAN.experiments for t in ("runs", "trajectories")]
+        ),
     output:
-        runs=study_table("runs"),
-        trajectories=study_table("trajectories"),
-        convergence=study_table("convergence_stats"),
-        ranks=study_table("rank_stats"),
-        escape=study_table("escape_scaling"),
+        **sealed(
+            runs=study_table("runs"),
+            trajectories=study_table("trajectories"),
+            convergence=study_table("convergence_stats"),
+            ranks=study_table("rank_stats"),
+            escape=study_table("escape_scaling"),
+        ),
+    params:
+        code=code_digest("scripts/aggregate_study.py"),
     conda:
         ENV
     log:
@@ -50,9 +69,11 @@ rule aggregate_thresholds:
     bound, critical step, 2/sharpness and ACGH bound."""
     input:
         tables=[f"{RESULTS}/thresholds/{shard}.csv" for shard in PLAN.threshold.shards],
+        digests=seals([f"{RESULTS}/thresholds/{shard}.csv" for shard in PLAN.threshold.shards]),
     output:
-        starts=study_table("thresholds"),
-        table=study_table("step_thresholds"),
+        **sealed(starts=study_table("thresholds"), table=study_table("step_thresholds")),
+    params:
+        code=code_digest("scripts/step_thresholds.py"),
     conda:
         ENV
     log:
@@ -69,11 +90,16 @@ rule claims:
     input:
         runs=study_table("runs"),
         thresholds=study_table("thresholds"),
+        digests=seals([study_table("runs"), study_table("thresholds")]),
     output:
-        table=study_table("claims"),
-        fits=study_table("claim2_fits"),
-        onset=study_table("claim5_onset"),
+        **sealed(
+            table=study_table("claims"),
+            fits=study_table("claim2_fits"),
+            onset=study_table("claim5_onset"),
+        ),
         markdown=f"{TABLES}/claims.md",
+    params:
+        code=code_digest("scripts/claims.py"),
     conda:
         ENV
     log:
@@ -93,6 +119,7 @@ rule runtimes:
         table=f"{TABLES}/runtimes.csv",
     params:
         root=lambda wc, input: os.path.commonpath(input),
+        code=code_digest("scripts/runtimes.py"),
     conda:
         ENV
     log:

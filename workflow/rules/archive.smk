@@ -13,6 +13,7 @@ import tomllib
 from hashlib import sha256
 from pathlib import Path
 
+from deeplinear import codehash
 from deeplinear.publish import archive as archive_tool
 from deeplinear.publish import provenance as provenance_tool
 
@@ -35,6 +36,10 @@ ARCHIVE_CODE = [
 ]  # fmt: skip
 EXECUTED_NOTEBOOKS = sorted({f"{RESULTS}/notebooks/{Path(f).stem}.ipynb" for f in ALL_FIGURES})
 RUN_COMMAND = provenance_tool.snakemake_command(workflow.overwrite_configfiles, Path.cwd())
+#: The library code these jobs run (`python -m deeplinear.publish`, deeplinear.codehash).
+ARCHIVE_CODE_DIGEST = codehash.code_digest(
+    [archive_tool.__file__, provenance_tool.__file__], PACKAGE_DIR
+)
 
 
 localrules:
@@ -50,6 +55,7 @@ rule resolved_config:
         config=f"{RESULTS}/config.json",
     params:
         text=RESOLVED_CONFIG,
+        code=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:
@@ -75,6 +81,7 @@ rule provenance:
     params:
         command=RUN_COMMAND,
         project=str(PROJECT_ROOT),
+        code=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:
@@ -91,6 +98,8 @@ rule lock:
     """Every installed distribution with its exact version (pip freeze style)."""
     output:
         lock=f"{RESULTS}/requirements.lock",
+    params:
+        code=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:
@@ -123,6 +132,7 @@ rule archive:
         version=PROJECT["version"],
         code=ARCHIVE_CODE,
         code_root=str(PROJECT_ROOT),
+        library=ARCHIVE_CODE_DIGEST,
     conda:
         ENV
     log:

@@ -18,8 +18,11 @@ rule authors:
         runs=[experiment_table(e, "runs") for e in AUTHORS_EXPERIMENTS],
         trajectories=[experiment_table(e, "trajectories") for e in AUTHORS_EXPERIMENTS],
         data=[dataset_file(PLAN.experiments[e].dataset) for e in AUTHORS_EXPERIMENTS],
+        digests=seals(
+            [experiment_table(e, t) for e in AUTHORS_EXPERIMENTS for t in ("runs", "trajectories")]
+        ),
     output:
-        table=study_table("authors"),
+        **sealed(table=study_table("authors")),
     params:
         experiments=AUTHORS_EXPERIMENTS,
         digest=lambda wc: plan.digest(
@@ -28,6 +31,7 @@ rule authors:
             + [PLAN.threshold.lo, PLAN.threshold.hi, PLAN.threshold.rtol,
                str(PLAN.threshold.settings)]
         )[:16],
+        code=code_digest("scripts/authors.py"),
     conda:
         ENV
     log:
@@ -51,9 +55,11 @@ rule authors_readings:
         data=[dataset_file(d) for d in READING_DATASETS],
         runs=[experiment_table(e, "runs") for e in AUTHORS_EXPERIMENTS],
         trajectories=[experiment_table(e, "trajectories") for e in AUTHORS_EXPERIMENTS],
+        digests=seals(
+            [experiment_table(e, t) for e in AUTHORS_EXPERIMENTS for t in ("runs", "trajectories")]
+        ),
     output:
-        table=study_table("authors_readings"),
-        points=study_table("authors_points"),
+        **sealed(table=study_table("authors_readings"), points=study_table("authors_points")),
         curves=f"{TABLES}/authors_reading_curves.parquet",
     params:
         datasets=READING_DATASETS,
@@ -61,6 +67,7 @@ rule authors_readings:
         digest=lambda wc: plan.digest(
             [READINGS, PLAN.seed, [PLAN.datasets[d] for d in READING_DATASETS]]
         )[:16],
+        code=code_digest("scripts/authors_readings.py"),
     conda:
         ENV
     log:

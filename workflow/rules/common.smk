@@ -1,15 +1,17 @@
 # The plan of the whole study, built from the validated config before any job runs. Every
 # rule reads experiment settings from PLAN (deeplinear.plan) and paths from the helpers
 # below; a bad config stops here with the config key named and nothing computed.
+import json
 import os
 import re
 import shlex
 import sys
+from pathlib import Path
 
-from deeplinear import authors, figures, plan, preflight
+import deeplinear
+from deeplinear import authors, codehash, errors, figures, plan, preflight, tables
 from snakemake.exceptions import WorkflowError
 
-from deeplinear import errors
 from deeplinear.errors import InputError
 
 #: Software environment of every rule (used with `--sdm conda`).
@@ -65,6 +67,33 @@ def study_table(table):
     return f"{TABLES}/{figures.STUDY_TABLES[table]}"
 
 
+def seals(paths):
+    """The digest records (`<table>.sha256.json`, deeplinear.tables) of `paths`: a rule that
+    reads tables takes their records as inputs too, so a lost record is rebuilt."""
+    return [tables.seal_path(p) for p in paths]
+
+
+def sealed(**paths):
+    """Named table outputs plus the digest record of each (`<name>_sha256`)."""
+    return paths | {f"{key}_sha256": tables.seal_path(path) for key, path in paths.items()}
+
+
+#: The library whose code the jobs run (the installed package, wherever it is imported
+#: from), and per entry point (script, notebook, module) the digest of the package files it
+#: reaches by imports (deeplinear.codehash): a rule's params carry it, so a library change
+#: reruns the rules whose code it touches, and `snakemake -n` says "params changed".
+PACKAGE_DIR = Path(deeplinear.__file__).parent
+_CODE_DIGESTS = {}
+
+
+def code_digest(entry):
+    """Digest of the library code behind `entry` (a path relative to the Snakefile)."""
+    if entry not in _CODE_DIGESTS:
+        path = Path(workflow.basedir) / entry
+        _CODE_DIGESTS[entry] = codehash.code_digest([path], PACKAGE_DIR)
+    return _CODE_DIGESTS[entry]
+
+
 def figure_paths(fig):
     return [f"{PLAN.figures_dir}/{fig}.{ext}" for ext in ("pdf", "png")]
 
@@ -83,24 +112,36 @@ def papermill_args(fig):
     return " ".join(f"-p {k} {shlex.quote(str(v))}" for k, v in pairs.items())
 
 
+#: The study-wide tables (archived), claims.md among them (`make readme` copies it).
 ALL_TABLES = [
-    study_table(t)
-    for t in (
-        "runs",
-        "trajectories",
-        "convergence_stats",
-        "rank_stats",
-        "escape_scaling",
-        "thresholds",
-        "step_thresholds",
-        "claims",
-        "authors",
-        "authors_readings",
-        "authors_points",
-    )
+    *(
+        study_table(t)
+        for t in (
+            "runs",
+            "trajectories",
+            "convergence_stats",
+            "rank_stats",
+            "escape_scaling",
+            "thresholds",
+            "step_thresholds",
+            "claims",
+            "claim2_fits",
+            "claim5_onset",
+            "authors",
+            "authors_readings",
+            "authors_points",
+        )
+    ),
+    f"{TABLES}/claims.md",
 ]
+#: Every experiment's own tables (what the figures read), which `all` also asks for, so that
+#: deleting one rebuilds it.
+EXPERIMENT_TABLES = [
+    experiment_table(exp, t) for exp in PLAN.experiments for t in figures.EXPERIMENT_TABLES
+]
+#: The digest records of every table (deeplinear.tables), also asked for by `all`.
+ALL_SEALS = seals([p for p in [*ALL_TABLES, *EXPERIMENT_TABLES] if not p.endswith(".md")])
 ALL_FIGURES = [path for fig in figures.FIGURES for path in figure_paths(fig.name)]
-
 
 
 #: The benchmark file of every job that `all` runs (rule `runtimes` sums them).

@@ -4,10 +4,13 @@ rule train_shard:
     input:
         data=lambda wc: dataset_file(PLAN.experiments[wc.experiment].dataset),
     output:
-        trajectories=f"{RESULTS}/runs/{{experiment}}/{{shard}}.parquet",
-        summary=f"{RESULTS}/runs/{{experiment}}/{{shard}}.summary.csv",
+        **sealed(
+            trajectories=f"{RESULTS}/runs/{{experiment}}/{{shard}}.parquet",
+            summary=f"{RESULTS}/runs/{{experiment}}/{{shard}}.summary.csv",
+        ),
     params:
         digest=lambda wc: PLAN.experiments[wc.experiment].shard_digest(wc.shard),
+        code=code_digest("scripts/train_shard.py"),
     conda:
         ENV
     log:
@@ -31,9 +34,10 @@ rule threshold_shard:
     input:
         data=lambda wc: dataset_file(PLAN.threshold.family_of(wc.shard).dataset),
     output:
-        table=f"{RESULTS}/thresholds/{{shard}}.csv",
+        **sealed(table=f"{RESULTS}/thresholds/{{shard}}.csv"),
     params:
         digest=lambda wc: PLAN.threshold.shard_digest(wc.shard),
+        code=code_digest("scripts/threshold_shard.py"),
     conda:
         ENV
     log:
