@@ -331,15 +331,19 @@ AUTHORS = Schema(
 
 
 #: ``authors_readings.csv`` and ``authors_points.csv`` (:mod:`deeplinear.authors`, the
-#: reading search of figure 8, theory.md 15): the key columns are checked, the others
-#: (one per depth and feature) follow the config's grid (``open``).
+#: reading search of figure 8, theory.md 15): the listed columns are checked, the
+#: others (one per depth and feature) follow the config's grid (``open``).
 AUTHORS_READINGS = Schema(
     "authors_readings",
     (Column("reading", "str"), Column("score", "float", nullable=True)),
     key=("reading",),
     open=True,
 )
-AUTHORS_POINTS = Schema("authors_points", (Column("reading", "str"),), open=True)
+AUTHORS_POINTS = Schema(
+    "authors_points",
+    (Column("depth", "int"), Column("epoch", "float"), Column("loss", "float")),
+    open=True,
+)
 
 
 #: The registry: every table's name and file. Tables computed per experiment live in
