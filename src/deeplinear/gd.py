@@ -32,11 +32,13 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from deeplinear import metrics, model
+from deeplinear import metrics, model, theory
 from deeplinear.errors import InputError
 from deeplinear.model import Problem
 
 CONVERGED, DIVERGED, BUDGET = "converged", "diverged", "budget_exhausted"
+#: Step rules (theory.md 11).
+SCHEDULES = ("constant", "decreasing", "adaptive")
 STATUSES = (CONVERGED, DIVERGED, BUDGET)
 
 #: Columns of :attr:`RunResult.trajectory` (``run`` is the index of the run in the batch).
@@ -61,6 +63,11 @@ TRACK_RTOL = 0.25
 
 #: The same for the layer norms (their maximum is compared with ``K``, often within 15%).
 NORM_RTOL = 0.1
+
+#: Precision of the layer-norm bounds ``s_j`` of the adaptive schedule (theory.md 14): an
+#: exact ``||W_j||_2`` is recomputed once the steps since the last one add up to this
+#: fraction of it, so ``s_j`` is within a factor ``(1 + r) / (1 - r)`` of the exact norm.
+ADAPTIVE_NORM_RTOL = 0.01
 
 #: When one tracked quantity needs an exact value, every quantity of the same run whose
 #: running bound has used this fraction of the room to its own trigger is refreshed with it.
@@ -95,6 +102,13 @@ class RunResult:
 
     ``rank_threshold`` is the absolute threshold on the singular values of ``P R``
     (theory.md 7); ``trajectory`` one row per logged iterate with :data:`TRAJECTORY_COLUMNS`.
+
+    Steps (theory.md 11): ``eta_largest``, ``eta_smallest`` over the steps of iterates
+    ``0..iterations`` and ``eta_final``, the step at the final iterate (computed, not
+    taken; for the adaptive schedule the certified step at the point reached);
+    ``flow_time`` the sum of the steps taken. For the adaptive schedule
+    ``trajectory_flow_time`` holds the flow time at each row of ``trajectory`` (NaN for the
+    other schedules, whose flow time is :func:`flow_time`).
     """
 
     status: np.ndarray
@@ -112,6 +126,11 @@ class RunResult:
     max_weight_norm: np.ndarray
     rank_threshold: float
     trajectory: pd.DataFrame
+    eta_largest: np.ndarray | None = None
+    eta_smallest: np.ndarray | None = None
+    eta_final: np.ndarray | None = None
+    flow_time: np.ndarray | None = None
+    trajectory_flow_time: np.ndarray | None = None
 
 
 def log_grid(max_iter: int, points: int) -> np.ndarray:
@@ -196,13 +215,18 @@ def _as_batch_array(value, B: int, name: str, dtype=np.float64) -> np.ndarray:
         ) from None
 
 
-def _schedule_params(schedule, tau, alpha, B: int) -> tuple[np.ndarray, np.ndarray]:
+def _schedule_kinds(schedule, B: int) -> list[str]:
     kinds = [schedule] * B if isinstance(schedule, str) else list(schedule)
     if len(kinds) != B:
         raise InputError(f"schedule has {len(kinds)} entries for a batch of {B} runs")
-    unknown = set(kinds) - {"constant", "decreasing"}
+    unknown = set(kinds) - set(SCHEDULES)
     if unknown:
-        raise InputError(f"unknown step schedule {sorted(unknown)}; use constant or decreasing")
+        raise InputError(f"unknown step schedule {sorted(unknown)}; use one of {SCHEDULES}")
+    return kinds
+
+
+def _schedule_params(schedule, tau, alpha, B: int) -> tuple[np.ndarray, np.ndarray]:
+    kinds = _schedule_kinds(schedule, B)
     tau = _as_batch_array(tau, B, "tau")
     alpha = _as_batch_array(alpha, B, "alpha")
     decreasing = np.array([k == "decreasing" for k in kinds])
@@ -416,6 +440,11 @@ class _Runs:
     those bounds. ``log_next`` is the next iteration at which the run is logged (its own
     geometric grid ``log_grid(budget, log_points)``, so a run's trajectory never depends on
     the other runs of its batch), ``log_pos`` its position in that grid.
+    Adaptive schedule (theory.md 14; only when some run has it): ``adaptive`` marks its
+    runs, ``eta0`` is then the multiple of the certified step and ``eta_cap`` the cap
+    ``eta_max``; ``ad_anchor + ad_inc`` bounds ``||W_j||_2`` (exact value plus the steps
+    since, :data:`ADAPTIVE_NORM_RTOL`); ``step_hi``, ``step_lo``, ``step_now`` and ``flow``
+    the largest, smallest and current step and the flow time so far.
     :meth:`keep` compacts every field at once.
     """
 
@@ -447,6 +476,14 @@ class _Runs:
     norm_exact: np.ndarray | None = None
     log_next: np.ndarray | None = None
     log_pos: np.ndarray | None = None
+    adaptive: np.ndarray | None = None
+    eta_cap: np.ndarray | None = None
+    ad_anchor: np.ndarray | None = None
+    ad_inc: np.ndarray | None = None
+    step_hi: np.ndarray | None = None
+    step_lo: np.ndarray | None = None
+    step_now: np.ndarray | None = None
+    flow: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         #: Whether any run has a finite drift or norm bound (fixed for the whole call).
@@ -457,6 +494,8 @@ class _Runs:
         #: after an exact value above the limit). While none does, an upper bound past its
         #: limit is past its trigger too, and the per-iteration test needs the trigger only.
         self.trigger_above_limit = self.bounded
+        #: Whether every run of the call is adaptive (no per-row selection needed).
+        self.all_adaptive = self.adaptive is not None and bool(self.adaptive.all())
 
     def keep(self, mask: np.ndarray) -> None:
         """Keep the rows ``mask`` (boolean) of every per-run field."""
@@ -510,6 +549,7 @@ def run(
     blas_threads: int | None = 1,
     progress: Callable[[int, int], None] | None = None,
     check_guarantees: bool = True,
+    eta_max=None,
 ) -> RunResult:
     """Run gradient descent on a batch of deep linear networks.
 
@@ -520,12 +560,14 @@ def run(
     W0
         Initial weights: a list of ``N`` stacks ``(B, d_j, d_{j-1})``.
     eta
-        Step sizes ``(B,)`` (or a scalar): the constant step, or ``eta_0`` of the schedule.
+        Step sizes ``(B,)`` (or a scalar): the constant step, or ``eta_0`` of the schedule;
+        for the adaptive schedule the multiple of its certified step.
     max_iter
         Iteration budget, an int or ``(B,)`` ints.
     schedule, tau, alpha
-        ``"constant"`` or ``"decreasing"`` (``eta_k = eta_0 / (1 + k/tau)^alpha``), for all
-        runs or one entry per run (theory.md 11).
+        ``"constant"``, ``"decreasing"`` (``eta_k = eta_0 / (1 + k/tau)^alpha``) or
+        ``"adaptive"`` (``eta_k = eta * theory.adaptive_step`` at ``W(k)``, theory.md 14), for
+        all runs or one entry per run (theory.md 11).
     gtol, ftol
         Convergence: ``||grad L(k)|| <= gtol ||grad L(0)||`` or
         ``eps(k) <= ftol * max(eps0, tiny)``. ``gtol = 0`` disables the convergence stop.
@@ -554,6 +596,9 @@ def run(
         weights only (the step-size searches). The three failure counters are then ``-1``
         (not checked) and ``max_balance_drift``, ``max_weight_norm`` NaN; statuses,
         iterates and logged values are those of a checked run.
+    eta_max
+        The cap of the adaptive schedule per run (``(B,)`` or a scalar, finite and > 0;
+        e.g. :func:`deeplinear.theory.adaptive_cap`); needed when a run is adaptive.
     """
     prob = model.precompute(X, Y) if problem is None else problem
     if not W0 or W0[0].ndim != 3:
@@ -571,6 +616,14 @@ def run(
     if np.any(budget < 0):
         raise InputError("max_iter must be >= 0")
     alpha_b, tau_b = _schedule_params(schedule, tau, alpha, B)
+    is_adaptive = np.array([kind == "adaptive" for kind in _schedule_kinds(schedule, B)])
+    cap = None
+    if is_adaptive.any():
+        if eta_max is None:
+            raise InputError("the adaptive schedule needs eta_max (theory.md 14)")
+        cap = _as_batch_array(eta_max, B, "eta_max")
+        if not np.all(np.isfinite(cap[is_adaptive]) & (cap[is_adaptive] > 0)):
+            raise InputError(f"eta_max must be finite and > 0 for adaptive runs, got {eta_max}")
     if not check_guarantees and (drift_bound is not None or norm_bound is not None):
         raise InputError("drift_bound and norm_bound need check_guarantees=True")
     runs = _Runs(
@@ -582,6 +635,8 @@ def run(
         drift_bound=_bound_array(drift_bound, B, "drift_bound"),
         norm_bound=_bound_array(norm_bound, B, "norm_bound"),
         check_guarantees=check_guarantees,
+        adaptive=is_adaptive if cap is not None else None,
+        eta_cap=cap,
     )
     settings = _Settings(
         gtol=gtol,
@@ -620,6 +675,10 @@ def _empty_result(Wout: np.ndarray, widths: list[int], offsets, rank_threshold) 
         max_weight_norm=nan(),
         rank_threshold=rank_threshold,
         trajectory=pd.DataFrame(columns=TRAJECTORY_COLUMNS),
+        eta_largest=nan(),
+        eta_smallest=nan(),
+        eta_final=nan(),
+        flow_time=nan(),
     )
 
 
@@ -635,17 +694,25 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
 
     budget_min = runs.budget.min()
     next_log = 0  # the smallest log_next of the active runs: no test of each run before it
+    adaptive = runs.adaptive is not None
     eta_k = runs.eta0
+    if adaptive:  # adaptive runs: the direction G itself, scaled once their step is known
+        eta_k = np.where(runs.adaptive, 1.0, runs.eta0)
     eta2 = eta_k * eta_k
     half_eta = 0.5 * eta_k
     k = 0
     while batch.b > 0:
         if decreasing:
             eta_k = step_sizes(runs.eta0, runs.alpha, runs.tau, k)
+            if adaptive:
+                eta_k = np.where(runs.adaptive, 1.0, eta_k)
             eta2, half_eta = eta_k * eta_k, 0.5 * eta_k
         eps, s = batch.step_direction(prob, eta_k)
         g2 = s.sum(axis=1) / eta2
         L = prob.L_star + eps
+        if adaptive:
+            eta_k = _adaptive_steps(runs, batch, prob, eps, s, eta_k, k)
+            eta2, half_eta = eta_k * eta_k, 0.5 * eta_k
         if k == 0:
             _start(runs, batch, prob, settings, out, L, eps, g2)
         elif runs.check_guarantees:
@@ -685,10 +752,18 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
         if runs.check_guarantees:
             _advance(runs, s, N)
         runs.eps_prev, runs.g2_prev, runs.half_eta_prev = eps, g2, half_eta
+        if adaptive:
+            runs.ad_inc += np.sqrt(s)
+            runs.flow += eta_k
+            eta_k = np.where(runs.adaptive, 1.0, eta_k)
+            eta2, half_eta = eta_k * eta_k, 0.5 * eta_k
         k += 1
 
-    traj = pd.DataFrame({c: np.concatenate([r[c] for r in logs]) for c in TRAJECTORY_COLUMNS})
-    out.trajectory = traj.sort_values(["run", "iteration"], kind="stable", ignore_index=True)
+    columns = [*TRAJECTORY_COLUMNS, "flow_time"]
+    traj = pd.DataFrame({c: np.concatenate([r[c] for r in logs]) for c in columns})
+    traj = traj.sort_values(["run", "iteration"], kind="stable", ignore_index=True)
+    out.trajectory_flow_time = traj.pop("flow_time").to_numpy()
+    out.trajectory = traj
     out.status = out.status.astype(str)
     return out
 
@@ -718,6 +793,48 @@ def _start(runs: _Runs, batch: _Batch, prob, settings: _Settings, out, L, eps, g
     runs.norm_exact = np.zeros(b)
     r, c = np.nonzero(np.ones_like(runs.anchor, dtype=bool))
     _anchor(runs, r, c, runs.anchor[r, c], 0, N, max(batch.widths))
+
+
+def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k: int):
+    """The steps of iteration ``k`` with the adaptive runs' certified steps (theory.md 14).
+
+    On entry the adaptive rows of ``G`` hold ``G_j`` itself and ``s`` holds ``||G_j||_F^2``;
+    their step ``eta0 * adaptive_step(s_j, ||G_j||_F, eps)`` (``eta0`` the multiple) scales
+    ``G`` and ``s`` in place, so they hold ``eta G_j`` and ``||eta G_j||_F^2`` as for the
+    other runs, whose rows are multiplied by exactly 1. ``s_j`` is the schedule's own bound
+    ``ad_anchor + ad_inc`` of ``||W_j||_2``, made exact again where the steps since the last
+    exact value exceed :data:`ADAPTIVE_NORM_RTOL` of it. Returns the steps ``(b,)``."""
+    ad, b = runs.adaptive, batch.b
+    if k == 0:
+        runs.ad_anchor = metrics.weight_norms(batch.W)
+        runs.ad_inc = np.zeros_like(runs.ad_anchor)
+        runs.flow = np.zeros(b)
+        runs.step_hi, runs.step_lo = np.full(b, -np.inf), np.full(b, np.inf)
+    need = runs.ad_inc > ADAPTIVE_NORM_RTOL * runs.ad_anchor
+    need &= ad[:, None]
+    if _any(need):
+        rows, cols = np.nonzero(need)
+        for c in np.unique(cols):
+            r = rows[cols == c]
+            runs.ad_anchor[r, c] = metrics.spectral_norm(batch.W[c][r])
+            runs.ad_inc[r, c] = 0.0
+    bound = runs.ad_anchor + runs.ad_inc
+    if runs.all_adaptive:
+        eta = runs.eta0 * theory.adaptive_step(bound, np.sqrt(s), eps, prob.lam_max, runs.eta_cap)
+        factor = eta
+    else:
+        eta = runs.eta0[ad] * theory.adaptive_step(
+            bound[ad], np.sqrt(s[ad]), eps[ad], prob.lam_max, runs.eta_cap[ad]
+        )
+        factor = np.ones(b)
+        factor[ad] = eta
+        eta = np.where(ad, factor, eta_k)
+    np.multiply(batch.Gflat[:b], factor[:, None], out=batch.Gflat[:b])
+    s *= (factor * factor)[:, None]
+    runs.step_now = eta
+    runs.step_hi = np.fmax(runs.step_hi, eta)
+    runs.step_lo = np.fmin(runs.step_lo, eta)
+    return eta
 
 
 def _check_decrease(runs: _Runs, batch: _Batch, prob: Problem, eps, dim: int) -> None:
@@ -847,6 +964,19 @@ def _finish(
     out.iterations[fin] = k
     Wout[fin] = batch.Wflat[: batch.b][done]
     out.loss[fin], out.excess_loss[fin], out.grad_norm[fin] = L[done], eps[done], np.sqrt(g2[done])
+    if runs.adaptive is not None:
+        ad = runs.adaptive[done]
+        out.eta_largest[fin[ad]] = runs.step_hi[done][ad]
+        out.eta_smallest[fin[ad]] = runs.step_lo[done][ad]
+        out.eta_final[fin[ad]] = runs.step_now[done][ad]
+        out.flow_time[fin[ad]] = runs.flow[done][ad]
+    else:
+        ad = np.zeros(fin.size, bool)
+    for i, row in zip(fin[~ad], np.flatnonzero(done)[~ad], strict=True):
+        eta0, alpha, tau = runs.eta0[row], runs.alpha[row], runs.tau[row]
+        out.eta_largest[i] = eta0
+        out.eta_smallest[i] = out.eta_final[i] = step_sizes(eta0, alpha, tau, k)
+        out.flow_time[i] = flow_time(eta0, alpha, tau, k)
     out.decrease_failures[fin] = runs.decrease_failures[done]
     out.drift_failures[fin] = runs.drift_failures[done]
     out.norm_failures[fin] = runs.norm_failures[done]
@@ -911,4 +1041,5 @@ def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[s
         "max_weight_norm": wnorm,
         "balance_drift": drift,
         "rank": rank,
+        "flow_time": runs.flow[idx] if runs.flow is not None else np.full(n, np.nan),
     }

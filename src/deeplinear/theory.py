@@ -335,3 +335,173 @@ def sharpness_at(prob: Problem, W: Weights, seed: int = 0, tol: float = 1e-12) -
     v0 = np.random.default_rng(seed).standard_normal(n)
     op = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
     return float(eigsh(op, k=1, which="LA", v0=v0, tol=tol)[0][0])
+
+
+# --- The certified state-dependent step (theory.md 14) ---------------------------------
+
+#: Layer norms below this are raised to it in :func:`adaptive_hessian_bound` (a larger
+#: layer bound keeps every bound valid; it keeps the logarithms finite).
+ADAPTIVE_TINY = 1e-150
+
+#: Relative precision of :func:`adaptive_step`: the step is within this fraction of the
+#: supremum of certified steps (theory.md 14).
+ADAPTIVE_RTOL = 0.01
+
+
+def _log_hessian_bound(s, g, log_Ps, log_eta, log_r0, log_lam) -> np.ndarray:
+    """``log M(eta)`` of theory.md 14, shape ``(B,)``, from ``s`` (raised to
+    :data:`ADAPTIVE_TINY`), ``g`` ``(B, N)``, ``log_Ps = sum_l log s_l``, ``log_eta``,
+    ``log_r0 = log sqrt(2 eps)`` ``(B,)``. Products are kept as sums of logs and the
+    sums over layers are of nonnegative terms: ``A1 = prod_l a_l^2 sum_j y_j`` and
+    ``A2 = prod_l a_l^2 sum_j y_j sum_{i != j} y_i`` with ``y = a^-2`` (scaled by its
+    maximum; the sum without the largest term is summed directly, never subtracted), and
+    ``prod a - prod s = prod s expm1(sum_l log1p(eta g_l / s_l))``. Nothing overflows at any
+    depth (``y <= ADAPTIVE_TINY^-2``)."""
+    eta_g = np.exp(log_eta)[:, None] * g
+    a = s + eta_g
+    log_Pa2 = 2.0 * np.log(a).sum(axis=1)  # log prod a^2
+    y = 1.0 / (a * a)
+    y_max = y.max(axis=1)
+    y = y / y_max[:, None]
+    top = y == 1.0
+    S = y.sum(axis=1)
+    rest = np.where(top, 0.0, y).sum(axis=1) + (np.count_nonzero(top, axis=1) - 1)
+    excl = np.where(top, rest[:, None], S[:, None] - y)  # sum_{i != j} y_i, no cancellation
+    log_y = np.log(y_max)
+    lA1 = log_Pa2 + log_y + np.log(S)
+    lA2 = log_Pa2 + 2.0 * log_y + np.log(np.vecdot(y, excl))
+    z = np.log1p(eta_g / s).sum(axis=1)
+    ldiff = log_Ps + z + np.log(-np.expm1(-z))  # log(prod a - prod s)
+    lrho = np.logaddexp(log_r0, 0.5 * log_lam + ldiff)
+    return np.logaddexp(log_lam + lA1, 0.5 * log_lam + lrho + 0.5 * lA2)
+
+
+def _adaptive_inputs(s, g, eps, lam_max: float):
+    """``(s, g, log_Ps, log_r0, log_lam)`` for :func:`_log_hessian_bound`."""
+    s, g = np.atleast_2d(np.asarray(s, dtype=np.float64)), np.atleast_2d(np.asarray(g, float))
+    if s.shape != g.shape:
+        raise InputError(f"s and g must have the same shape (B, N), got {s.shape} and {g.shape}")
+    eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), s.shape[:1])
+    s = np.maximum(s, ADAPTIVE_TINY)
+    with np.errstate(divide="ignore"):
+        log_r0 = 0.5 * np.log(2.0 * eps)
+    return s, g, np.log(s).sum(axis=1), log_r0, math.log(lam_max)
+
+
+def adaptive_hessian_bound(s, g, eps, lam_max: float, eta) -> np.ndarray:
+    """``M(eta)`` of theory.md 14, shape ``(B,)``: a bound on the Hessian of ``L`` on the
+    whole segment ``W - t G``, ``0 <= t <= eta``.
+
+    ``s`` ``(B, N)``: upper bounds of the spectral norms ``||W_j||_2``; ``g`` ``(B, N)``: the
+    Frobenius norms ``||G_j||_F`` of the gradient blocks; ``eps`` ``(B,)``: excess losses;
+    ``lam_max = ||X X^T||_2``; ``eta`` ``(B,)`` or a scalar.
+    """
+    s, g, log_Ps, log_r0, log_lam = _adaptive_inputs(s, g, eps, lam_max)
+    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), s.shape[:1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.exp(_log_hessian_bound(s, g, log_Ps, np.log(eta), log_r0, log_lam))
+
+
+def adaptive_step(
+    s, g, eps, lam_max: float, eta_max, rtol: float = ADAPTIVE_RTOL, max_evals: int = 64
+) -> np.ndarray:
+    """The certified state-dependent step of theory.md 14, one per run, shape ``(B,)``.
+
+    ``s`` ``(B, N)``: upper bounds of ``||W_j||_2`` (exact norms or rigorous upper bounds);
+    ``g`` ``(B, N)``: ``||G_j||_F``; ``eps`` ``(B,)``: excess losses; ``lam_max`` the largest
+    eigenvalue of ``X X^T``; ``eta_max`` ``(B,)`` or a scalar: the cap, finite and > 0.
+
+    Returns ``eta <= eta_max`` with ``eta M(eta) <= 1`` (:func:`adaptive_hessian_bound`)
+    and ``eta >= sup{eta' <= eta_max : eta' M(eta') <= 1} / (1 + rtol)``. In
+    ``u = log eta``, ``phi(u) = u + log M(e^u)`` is convex with slope between 1 and
+    ``2N - 1``: from ``u_hi = min(-log M(0), log eta_max)``, done if ``phi(u_hi) <= 0``; else
+    the root lies in ``[u_hi - phi, u_hi - phi / (2N - 1)]``, and bisection of that bracket
+    with chord steps (a chord point of a convex function is certified) narrows it to
+    ``log(1 + rtol)``. Depth 1 returns ``min(1 / lam_max, eta_max)`` exactly.
+    """
+    s, g, log_Ps, log_r0, log_lam = _adaptive_inputs(s, g, eps, lam_max)
+    B, N = s.shape
+    eta_max = np.broadcast_to(np.asarray(eta_max, dtype=np.float64), (B,))
+    if not np.all((eta_max > 0) & np.isfinite(eta_max)):
+        raise InputError(f"eta_max must be finite and > 0, got {eta_max}")
+    if N == 1:
+        return np.minimum(1.0 / lam_max, eta_max)
+
+    def phi(u: np.ndarray) -> np.ndarray:
+        return u + _log_hessian_bound(s, g, log_Ps, u, log_r0, log_lam)
+
+    tol, slope = math.log1p(rtol), 2.0 * N - 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lM0 = _log_hessian_bound(s, g, log_Ps, np.full(B, -np.inf), log_r0, log_lam)
+        b = np.minimum(-lM0, np.log(eta_max))
+        phi_b = phi(b)
+        done = ~(phi_b > 0.0)  # certified at the upper end (or not finite: a diverging run)
+        lower = np.where(done, b, b - phi_b)
+        upper = np.where(done, b, b - phi_b / slope)
+        a, phi_a = lower.copy(), np.full(B, np.nan)
+        for _ in range(max_evals):
+            open_ = upper - lower > tol
+            if not np.any(open_):
+                break
+            p = 0.5 * (lower + upper)
+            phi_p = phi(p)
+            neg = phi_p <= 0.0
+            a, phi_a = np.where(neg, p, a), np.where(neg, phi_p, phi_a)
+            b, phi_b = np.where(neg, b, p), np.where(neg, phi_b, phi_p)
+            upper = np.minimum(upper, np.where(neg, p - phi_p, p - phi_p / slope))
+            lower = np.maximum(lower, np.where(neg, p, p - phi_p))
+            chord = a - phi_a * (b - a) / (phi_b - phi_a)
+            lower = np.where(open_ & (chord > lower) & (chord <= b), chord, lower)
+    return np.exp(lower)
+
+
+def adaptive_cap(prob: Problem, depth: int, product_norm0: float = 0.0) -> float:
+    """``eta_max`` of the adaptive schedule (theory.md 14): the proven edge of stability
+    ``2 / (lam_min N sigma^(2(N-1)/N))`` with ``sigma = max(sigma_1(P*), ||P(0)||_2)``, i.e.
+    :func:`edge_of_stability_max` unless ``P*`` is zero (or smaller than the start's product);
+    ``2 / lam_min`` when both vanish."""
+    s1 = float(np.linalg.svd(prob.P_star, compute_uv=False)[0])
+    sigma = max(s1, float(product_norm0))
+    if depth == 1 or sigma == 0.0:
+        return 2.0 / prob.lam_min
+    return 2.0 / (prob.lam_min * depth * sigma ** (2.0 * (depth - 1) / depth))
+
+
+@dataclass(frozen=True)
+class AdaptiveBound:
+    """Constants of the adaptive schedule's theorem (theory.md 14) for one start.
+
+    ``eta_max`` caps every step; ``eta_start`` is the certified step at ``W(0)``;
+    ``drift_bound = 2 eta_max eps0`` and ``K`` (Lemma A with that drift) are guarantees 2
+    and 3.
+    """
+
+    eta_max: float
+    eta_start: float
+    drift_bound: float
+    K: float
+    eps0: float
+    delta0: float
+
+
+def adaptive_step_at(prob: Problem, W: Weights, eta_max: float) -> float:
+    """The certified step of theory.md 14 at one point ``W`` with exact spectral norms."""
+    model.check_weights(W, prob.d_x, prob.d_y)
+    P = model.product(W)
+    eps = float(model.excess_loss(P, prob))
+    G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
+    s = metrics.weight_norms(W)[None]
+    g = np.array([[float(np.linalg.norm(Gj)) for Gj in G]])
+    return float(adaptive_step(s, g, eps, prob.lam_max, eta_max)[0])
+
+
+def adaptive_bound(prob: Problem, W: Weights) -> AdaptiveBound:
+    """The adaptive schedule's cap, start step and guarantees for the start ``W``
+    (theory.md 14): ``pbar`` and Lemma A as in section 6 with ``eta_max`` for ``eta_cert``."""
+    eps0, delta0 = initial_constants(prob, W)
+    N = len(W)
+    eta_max = adaptive_cap(prob, N, float(np.linalg.norm(model.product(W), 2)))
+    pbar = float(np.linalg.norm(prob.P_star, 2)) + math.sqrt(2.0 * eps0 / prob.lam_min)
+    drift = 2.0 * eta_max * eps0
+    K = math.sqrt(pbar ** (2.0 / N) + 2.0 * (N - 1) * (delta0 + drift))
+    return AdaptiveBound(eta_max, adaptive_step_at(prob, W, eta_max), drift, K, eps0, delta0)
