@@ -452,7 +452,7 @@ def adaptive_step(
             lower = np.maximum(lower, np.where(neg, p, p - phi_p))
             chord = a - phi_a * (b - a) / (phi_b - phi_a)
             lower = np.where(open_ & (chord > lower) & (chord <= b), chord, lower)
-    return np.exp(lower)
+    return np.minimum(np.exp(lower), eta_max)  # exp(log(eta_max)) may round up
 
 
 def adaptive_cap(prob: Problem, depth: int, product_norm0: float = 0.0) -> float:

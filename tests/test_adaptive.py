@@ -1,0 +1,237 @@
+"""The certified state-dependent step of theory.md 14 and the engine's adaptive schedule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from deeplinear import data, gd, init, metrics, model, theory
+from deeplinear.errors import InputError
+
+KINDS = ("balanced", "near_balanced", "gaussian", "orthogonal")
+
+
+def instance(i: int):
+    """Random data (whitened or not), depth 1-20, every init kind, scale 0.2-2."""
+    rng = np.random.default_rng(1000 + i)
+    d_x, d_y = int(rng.integers(2, 5)), int(rng.integers(1, 4))
+    whiten = bool(i % 2)
+    ds = data.synthetic(d_x, d_y, 20, min(d_x, d_y), 0.1, 7 + i, whiten=whiten)
+    N = 1 + i % 20
+    widths = [d_x, *rng.integers(1, 5, N - 1).tolist(), d_y]
+    kind = KINDS[(i // 20) % 4]
+    scale = float(np.exp(rng.uniform(math.log(0.2), math.log(2.0))))
+    options = {"xi": 0.1} if kind == "near_balanced" else {}
+    return ds, init.make(kind, widths, scale, rng, **options)
+
+
+def threshold_start(kind: str, N: int = 20, seed: int = 0):
+    """A start of the threshold search's families on whitened 6x5 data."""
+    ds = data.synthetic(6, 5, 100, 5, 0.0, 2, whiten=True)
+    widths = [6] + [6] * (N - 1) + [5]
+    opts = {"balanced": (1.0, {"spread": 0.0}), "near_balanced": (1.0, {"spread": 0.0, "xi": 0.1})}
+    scale, options = opts.get(kind, (1.0 if kind == "orthogonal" else 0.1, {}))
+    return ds, init.make(kind, widths, scale, np.random.default_rng(seed), **options)
+
+
+def step_once(prob, W, eta_max):
+    """``(eta, L(W) - L(W - eta G) - eta/2 ||G||^2, eta M(eta), rounding scale)``."""
+    P = model.product(W)
+    G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
+    eta = theory.adaptive_step_at(prob, W, eta_max)
+    eps = float(model.excess_loss(P, prob))
+    W1 = [Wj - eta * Gj for Wj, Gj in zip(W, G, strict=True)]
+    eps1 = float(model.excess_loss(model.product(W1), prob))
+    g2 = sum(float(np.sum(Gj * Gj)) for Gj in G)
+    s = metrics.weight_norms(W)[None]
+    g = np.array([[np.linalg.norm(Gj) for Gj in G]])
+    eM = eta * float(theory.adaptive_hessian_bound(s, g, eps, prob.lam_max, eta)[0])
+    return eta, eps - eps1 - 0.5 * eta * g2, eM, 1e-12 * max(eps, 1e-300)
+
+
+@pytest.mark.parametrize("block", range(5))
+def test_single_steps_decrease_as_proven(block):
+    """Guarantee 1 of theory.md 14 directly, on 500 random instances (depths 1-20, every
+    init kind, whitened and not): ``L(W - eta G) <= L(W) - eta/2 ||G||^2`` and
+    ``eta M(eta) <= 1``."""
+    for i in range(100 * block, 100 * (block + 1)):
+        ds, W = instance(i)
+        prob = model.precompute(ds.X, ds.Y)
+        cap = theory.adaptive_cap(prob, len(W), float(np.linalg.norm(model.product(W), 2)))
+        eta, slack, eM, tol = step_once(prob, W, cap)
+        assert 0 < eta <= cap
+        assert eM <= 1 + 1e-12, (i, eM)
+        assert slack >= -tol, (i, slack)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_threshold_family_starts_at_depth_20(kind):
+    ds, W = threshold_start(kind)
+    prob = model.precompute(ds.X, ds.Y)
+    cap = theory.adaptive_cap(prob, 20)
+    eta, slack, eM, tol = step_once(prob, W, cap)
+    assert eM <= 1 + 1e-12 and slack >= -tol
+    # from the point a short adaptive run reaches, too
+    res = gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 200, schedule="adaptive", eta_max=cap)
+    assert res.decrease_failures[0] == 0
+    eta, slack, eM, tol = step_once(prob, [w[0] for w in res.weights], cap)
+    assert eM <= 1 + 1e-12 and slack >= -tol
+
+
+def test_hessian_bound_holds_on_the_segment():
+    """Lemma B: the largest Hessian eigenvalue at points of the segment ``W - t G``,
+    ``0 <= t <= eta``, is at most ``M(eta)``, for steps up to the certified one and beyond."""
+    for i in range(0, 60, 3):
+        ds, W = instance(i)
+        prob = model.precompute(ds.X, ds.Y)
+        P = model.product(W)
+        G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
+        s = metrics.weight_norms(W)[None]
+        g = np.array([[np.linalg.norm(Gj) for Gj in G]])
+        eps = float(model.excess_loss(P, prob))
+        eta = 3 * theory.adaptive_step_at(prob, W, 1e6)
+        M = float(theory.adaptive_hessian_bound(s, g, eps, prob.lam_max, eta)[0])
+        for t in (0.0, 0.5 * eta, eta):
+            Wt = [Wj - t * Gj for Wj, Gj in zip(W, G, strict=True)]
+            assert theory.sharpness_at(prob, Wt) <= M * (1 + 1e-9), (i, t)
+
+
+def test_step_is_within_its_precision_of_the_supremum():
+    """``adaptive_step`` against a 200-step bisection of ``eta M(eta) <= 1``: certified and
+    within ``ADAPTIVE_RTOL`` below the supremum, also where ``eta G`` dwarfs the layers."""
+    rng = np.random.default_rng(3)
+    for _ in range(150):
+        N = int(rng.integers(2, 21))
+        s = np.exp(rng.normal(0, 1, (1, N)))
+        g = np.exp(rng.normal(-1, 2, (1, N)))
+        s[0, : int(rng.integers(0, 2))] = 0.0
+        eps, lam = float(np.exp(rng.normal(0, 3))), float(np.exp(rng.normal()))
+        eta = float(theory.adaptive_step(s, g, eps, lam, 1e6)[0])
+
+        def f(u):
+            return u + math.log(theory.adaptive_hessian_bound(s, g, eps, lam, math.exp(u))[0])
+
+        lo, hi = -700.0, math.log(1e6)
+        if f(hi) <= 0:
+            lo = hi
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            lo, hi = (mid, hi) if f(mid) <= 0 else (lo, mid)
+        assert f(math.log(eta)) <= 1e-12
+        assert eta >= math.exp(lo) / (1 + theory.ADAPTIVE_RTOL) * (1 - 1e-12)
+
+
+def test_depth_one_gives_one_over_lam_max_exactly():
+    ds, W = instance(20)  # depth 1
+    assert len(W) == 1
+    prob = model.precompute(ds.X, ds.Y)
+    assert theory.adaptive_step_at(prob, W, 1e6) == 1.0 / prob.lam_max
+    res = gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 50, schedule="adaptive", eta_max=1e6)
+    assert res.eta_largest[0] == res.eta_smallest[0] == 1.0 / prob.lam_max
+
+
+@pytest.mark.parametrize("N", [2, 3, 5, 10])
+def test_step_tends_to_one_over_sharpness_at_a_balanced_minimizer(N):
+    """theory.md 14: at a balanced minimizer with whitened data ``M = S`` (section 9), so the
+    certified step is ``1/S``, half the edge of stability; nearby it approaches ``1/S``."""
+    c = 3.0
+    ds = data.synthetic(4, 3, 40, 3, 0.0, 5, whiten=True, x_scale=math.sqrt(c / 40))
+    prob = model.precompute(ds.X, ds.Y)
+    widths = [4] + [4] * (N - 1) + [3]
+    Wmin = theory.balanced_minimizer(prob, widths)
+    sigma1 = float(np.linalg.svd(prob.P_star, compute_uv=False)[0])
+    S = theory.sharpness_whitened(c, N, sigma1)
+    assert S == pytest.approx(theory.sharpness_at(prob, Wmin), rel=1e-8)
+    cap = theory.adaptive_cap(prob, N)
+    eta = theory.adaptive_step_at(prob, Wmin, cap)
+    assert eta * S == pytest.approx(1.0, rel=1e-10)
+    assert 2 * eta == pytest.approx(theory.edge_of_stability_step(S), rel=1e-10)
+    rng = np.random.default_rng(N)
+    ratios = []
+    for r in (1e-1, 1e-2, 1e-3, 1e-4):
+        W = [Wj + r * rng.standard_normal(Wj.shape) for Wj in Wmin]
+        ratios.append(theory.adaptive_step_at(prob, W, cap) * S)
+    assert all(x < 1.0 for x in ratios)
+    assert np.all(np.diff(ratios) > 0) and ratios[-1] > 0.99
+
+
+def bounded_runs(N: int, kind: str, seeds=range(3), multiple=1.0, steps=300):
+    ds = data.synthetic(4, 3, 30, 3, 0.1, N, whiten=N % 2 == 0)
+    prob = model.precompute(ds.X, ds.Y)
+    widths = [4] + [5] * (N - 1) + [3]
+    options = {"xi": 0.1} if kind == "near_balanced" else {}
+    W = [init.make(kind, widths, 0.8, np.random.default_rng(s), **options) for s in seeds]
+    ab = [theory.adaptive_bound(prob, w) for w in W]
+    res = gd.run(
+        ds.X, ds.Y, init.stack(W), multiple, steps, schedule="adaptive", problem=prob,
+        eta_max=[a.eta_max for a in ab], drift_bound=[a.drift_bound for a in ab],
+        norm_bound=[a.K for a in ab],
+    )  # fmt: skip
+    return res, ab
+
+
+@pytest.mark.parametrize("N", [2, 3, 6, 12])
+@pytest.mark.parametrize("kind", KINDS)
+def test_short_runs_keep_the_drift_and_layer_bounds(N, kind):
+    """Guarantees 2 and 3 of theory.md 14 over short runs, checked at every iteration."""
+    res, ab = bounded_runs(N, kind)
+    assert (res.decrease_failures == 0).all()
+    assert (res.drift_failures == 0).all() and (res.norm_failures == 0).all()
+    assert np.all(res.max_balance_drift <= [a.drift_bound for a in ab])
+    assert np.all(res.max_weight_norm <= [a.K for a in ab])
+    assert np.all(res.eta_largest <= [a.eta_max for a in ab])
+    assert np.all(res.eta_smallest > 0)
+
+
+def test_a_step_twice_past_the_bound_is_caught():
+    """Near a sharp minimizer the certified step is ``1/S``; twice it sits at the edge
+    ``2/S``, where the loss no longer decreases by ``eta/2 ||G||^2``: the engine's decrease
+    check counts it (and at the certified step itself it counts nothing)."""
+    ds = data.synthetic(4, 3, 40, 3, 0.0, 5, whiten=True, x_scale=math.sqrt(3.0 / 40))
+    prob = model.precompute(ds.X, ds.Y)
+    widths = [4, 4, 4, 4, 3]
+    Wmin = theory.balanced_minimizer(prob, widths)
+    rng = np.random.default_rng(0)
+    W = [Wj + 1e-3 * rng.standard_normal(Wj.shape) for Wj in Wmin]
+    cap = theory.adaptive_cap(prob, 4)
+    res = gd.run(ds.X, ds.Y, init.stack([W, W]), [1.0, 2.0], 300, schedule="adaptive",
+                 eta_max=cap, problem=prob)  # fmt: skip
+    assert res.decrease_failures[0] == 0
+    assert res.decrease_failures[1] > 0
+
+
+def test_unchecked_and_mixed_batches_give_the_same_iterates():
+    """Adaptive runs give bitwise the same iterates checked or not; a constant run in a
+    batch with adaptive runs gives bitwise its result alone."""
+    ds = data.synthetic(4, 3, 30, 3, 0.1, 1)
+    prob = model.precompute(ds.X, ds.Y)
+    widths = [4, 5, 5, 3]
+    W = [init.make("orthogonal", widths, 0.8, np.random.default_rng(s)) for s in range(3)]
+    eta_c = theory.certified_step_size(ds.X, ds.Y, W[2]).eta
+    cap = theory.adaptive_cap(prob, 3)
+    a = gd.run(ds.X, ds.Y, init.stack(W[:2]), 1.0, 400, schedule="adaptive", eta_max=cap)
+    b = gd.run(ds.X, ds.Y, init.stack(W[:2]), 1.0, 400, schedule="adaptive", eta_max=cap,
+               check_guarantees=False)  # fmt: skip
+    mixed = gd.run(ds.X, ds.Y, init.stack(W), [1.0, 1.0, eta_c], 400,
+                   schedule=["adaptive", "adaptive", "constant"], eta_max=[cap, cap, math.nan])  # fmt: skip
+    alone = gd.run(ds.X, ds.Y, init.stack(W[2:]), eta_c, 400)
+    for wa, wb, wm, w1 in zip(a.weights, b.weights, mixed.weights, alone.weights, strict=True):
+        assert wa.tobytes() == wb.tobytes() == wm[:2].tobytes()
+        assert wm[2:].tobytes() == w1.tobytes()
+    assert a.eta_final.tobytes() == b.eta_final.tobytes()
+    assert mixed.flow_time[2] == alone.flow_time[0] == pytest.approx(eta_c * 400)
+    assert a.flow_time[0] == pytest.approx(
+        a.trajectory_flow_time[a.trajectory["run"].to_numpy() == 0][-1]
+    )
+
+
+def test_adaptive_needs_a_finite_cap():
+    ds, W = instance(3)
+    with pytest.raises(InputError, match="eta_max"):
+        gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 10, schedule="adaptive")
+    with pytest.raises(InputError, match="eta_max"):
+        gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 10, schedule="adaptive", eta_max=math.inf)
+    with pytest.raises(InputError, match="step schedule"):
+        gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 10, schedule="cyclic")
