@@ -35,6 +35,10 @@ EXPONENT_RTOL = 0.25
 EOS_TOL = 0.05
 #: Claim 2: a family is balanced when every start has ``delta0`` at most this (rounding).
 BALANCED_DELTA0 = 1e-10
+#: Claim 6: fraction of tanh sweep runs within the linear certified step that must converge,
+#: and fraction of the starts at a depth that may still converge at the sweep's top multiple.
+TANH_CONVERGED_FRACTION = 0.95
+TANH_TOP_CONVERGED = 0.5
 
 STATEMENTS = {
     1: "Within the step-size bound GD stays bounded, stays approximately balanced, "
@@ -43,6 +47,8 @@ STATEMENTS = {
     3: "N = 2: for almost all starts GD converges to a global minimum",
     4: "N >= 3: GD converges to the optimum on the manifold of some rank r, r not fixed a priori",
     5: "Step sizes beyond the bound can make training fail",
+    6: "GD on tanh networks behaves as the linear theory predicts: convergence at a constant "
+    "step below the critical step, failure past it, critical step not exponentially small in N",
 }
 
 _BOOT = f"bootstrap ({stats.N_BOOT} resamples, generator seed {stats.BOOT_SEED}) 95% interval"
@@ -105,6 +111,24 @@ RULES = {
     f"above that edge times (1 + {EOS_TOL:g})). Otherwise supported if some start that "
     "converged at every multiple <= 1 failed at a multiple > 1; inconclusive if there "
     "is no such failure (in particular no paired start)",
+    6: "evidence: the tanh step-size sweep (constant steps at multiples of the linear "
+    "certified step of each start, theory.md 15; one row per run with status) and the "
+    "tanh critical steps (one row per start: largest converging constant step found by "
+    "bisection, NaN if none). Part A (convergence below the critical step): unknown with "
+    f"fewer than {MIN_RUNS} sweep runs at multiples <= 1; fails if any of them diverged or "
+    f"fewer than {TANH_CONVERGED_FRACTION:.0%} converged; holds otherwise. Part B (failure "
+    "past it): fails if at some depth more than "
+    f"{TANH_TOP_CONVERGED:.0%} of the starts converged at the sweep's largest multiple "
+    "(no failure even far past the linear step); holds if at every depth some start that "
+    "converged at every multiple <= 1 failed (did not converge) at a larger multiple; "
+    "unknown otherwise. Part C (critical step against depth, stats.depth_law on the tanh "
+    "critical steps as in claim 2): fails if decided 'exponential' with the bootstrap "
+    "95% interval of the factor per layer q below 1 (exponentially small in N); holds if "
+    "decided 'power', or 'exponential' with the interval of q above 1 (growing with N); "
+    "unknown otherwise ('undecided', 'insufficient data'). Not supported if any part "
+    "fails; supported if all three hold; inconclusive otherwise. The linear critical "
+    "steps of the same starts and the decrease violations of the linear certified "
+    "schedule on the tanh weights are reported, not judged",
 }
 
 
