@@ -69,6 +69,11 @@ rule claims:
     input:
         runs=study_table("runs"),
         thresholds=study_table("thresholds"),
+        **(
+            {t: study_table(t) for t in ("tanh_sweep", "tanh_critical", "tanh_schedule")}
+            if "tanh" in config
+            else {}
+        ),
     output:
         table=study_table("claims"),
         fits=study_table("claim2_fits"),

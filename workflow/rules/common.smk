@@ -7,6 +7,7 @@ import shlex
 import sys
 
 from deeplinear import figures, plan, preflight
+from deeplinear import tanh as tanh_lib
 from snakemake.exceptions import WorkflowError
 
 from deeplinear.errors import InputError
@@ -92,7 +93,18 @@ ALL_TABLES = [
         "authors",
     )
 ]
-ALL_FIGURES = [path for fig in figures.FIGURES for path in figure_paths(fig.name)]
+#: The tanh part (workflow/rules/tanh.smk), planned when the config has `tanh`.
+if "tanh" in config:
+    ALL_TABLES += [
+        study_table(t)
+        for t in (
+            "authors_tanh_readings", "authors_tanh_points", "authors_tanh_runs",
+            "authors_tanh_trajectories", "tanh_sweep", "tanh_outcomes", "tanh_critical",
+            "tanh_schedule",
+        )
+    ]  # fmt: skip
+PLANNED_FIGURES = figures.planned(config)
+ALL_FIGURES = [path for fig in PLANNED_FIGURES for path in figure_paths(fig.name)]
 
 
 
@@ -111,7 +123,12 @@ BENCHMARKS = [
     f"{BENCH}/aggregate_thresholds.tsv",
     f"{BENCH}/claims.tsv",
     f"{BENCH}/authors/authors.tsv",
-    *(f"{BENCH}/figures/{fig.name}.tsv" for fig in figures.FIGURES),
+    *(f"{BENCH}/figures/{fig.name}.tsv" for fig in PLANNED_FIGURES),
+    *(
+        f"{BENCH}/tanh/{job}.tsv"
+        for job in ("readings", "authors_tanh", "sweep")
+        if "tanh" in config
+    ),
 ]
 
 #: Snakemake's HTML report of the finished run (`make report`), an input of the archive.

@@ -2,7 +2,7 @@
 # notebooks/{fig}.ipynb -> {figures_dir}/{fig}.{pdf,png}, executed copy in
 # {results_dir}/notebooks/{fig}.ipynb (what made each figure, cell by cell). A figure reads
 # only the tables of its own experiments, so it needs only their shards.
-for fig in figures.FIGURES:
+for fig in PLANNED_FIGURES:
 
     rule:
         name:
