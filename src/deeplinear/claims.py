@@ -684,8 +684,7 @@ def claim6(sweep: pd.DataFrame, critical: pd.DataFrame, violations: int | None =
         verdict = INCONCLUSIVE
     word = {True: "holds", False: "fails", None: "unknown"}
     texts = [
-        f"A {word[a]}: {frac:.0%} of {n_within} runs within the linear step (full time) "
-        "converged",
+        f"A {word[a]}: {frac:.0%} of {n_within} runs within the linear step (full time) converged",
         f"B {word[b]}: converged at the top multiple per depth "
         + ", ".join(f"N={int(N)}: {v:.0%}" for N, v in top_frac.items()),
     ]

@@ -211,7 +211,9 @@ def run(
         # status at iterate k
         with np.errstate(all="ignore"):
             frob = np.max(np.stack([np.linalg.norm(Wj, axis=(-2, -1)) for Wj in W], -1), -1)
-        bad = ~np.isfinite(L) | ~np.isfinite(g2) | (L > loss_limit[idx]) | ~(frob <= norm_limit[idx])
+        bad = (
+            ~np.isfinite(L) | ~np.isfinite(g2) | (L > loss_limit[idx]) | ~(frob <= norm_limit[idx])
+        )
         conv = ~bad & (np.sqrt(g2) <= gtol * g0[idx]) & (L <= CONVERGED_LOSS * L0[idx])
         spent = k >= budget[idx]
         done = bad | conv | spent
@@ -229,8 +231,9 @@ def run(
                 nxt[b] += 1
         if done.any():
             fin = idx[done]
-            out["status"][fin] = np.where(bad[done], gd.DIVERGED,
-                                          np.where(conv[done], gd.CONVERGED, gd.BUDGET))  # fmt: skip
+            out["status"][fin] = np.where(
+                bad[done], gd.DIVERGED, np.where(conv[done], gd.CONVERGED, gd.BUDGET)
+            )
             out["iterations"][fin] = k
             out["loss"][fin] = L[done]
             out["grad_norm"][fin] = np.sqrt(g2[done])
@@ -312,8 +315,10 @@ def read_published(path) -> pd.DataFrame:
         if row["epoch_factor"] <= 1 or row["loss_factor"] <= 1:
             raise InputError(f"{path}, line {line}: reading factors must be > 1")
         if row["feature"] not in FEATURES or row["bound"] != "point":
-            raise InputError(f"{path}, line {line}: feature must be one of {list(FEATURES)} "
-                             f"and bound 'point', got {row['feature']!r}, {row['bound']!r}")  # fmt: skip
+            raise InputError(
+                f"{path}, line {line}: feature must be one of {list(FEATURES)} "
+                f"and bound 'point', got {row['feature']!r}, {row['bound']!r}"
+            )
     return pts[list(PUBLISHED_COLUMNS)].astype({"depth": int})
 
 
@@ -359,8 +364,17 @@ def network_widths(d_x: int, d_y: int, hidden: int, depth: int) -> list[int]:
     return [d_x] + [hidden] * (depth - 1) + [d_y]
 
 
-def authors_runs(X, Y, activation: str, init_spec: dict, hidden: int, depth: int,
-                 seeds: Sequence[int], cfg: dict, base_seed: int) -> tuple[TanhResult, int]:  # fmt: skip
+def authors_runs(
+    X,
+    Y,
+    activation: str,
+    init_spec: dict,
+    hidden: int,
+    depth: int,
+    seeds: Sequence[int],
+    cfg: dict,
+    base_seed: int,
+) -> tuple[TanhResult, int]:
     """The authors' setting at one depth for ``seeds``, at the scaled step
     ``step_scale * eta`` for ``ceil(epochs / step_scale)`` steps without a convergence stop
     (gradient-flow time ``eta * epochs`` preserved, theory.md 15). Returns the result and
@@ -394,9 +408,15 @@ def readings_table(curves: pd.DataFrame, points: pd.DataFrame, readings: Sequenc
     rows = []
     for r in readings:
         c = curves[curves["reading"] == r["name"]]
-        rows.append({"reading": r["name"], "dataset": r["dataset"],
-                     "activation": r["activation"],
-                     "init": json.dumps(dict(r["init"]), sort_keys=True), **score(c, points)})  # fmt: skip
+        rows.append(
+            {
+                "reading": r["name"],
+                "dataset": r["dataset"],
+                "activation": r["activation"],
+                "init": json.dumps(dict(r["init"]), sort_keys=True),
+                **score(c, points),
+            }
+        )
     out = pd.DataFrame(rows)
     out["rank"] = out["score"].rank(method="min", na_option="bottom").astype(int)
     out["best"] = out["rank"] == 1
@@ -527,11 +547,15 @@ def check_config(cfg: dict, datasets) -> None:
         if names.count(r["name"]) > 1:
             raise InputError(f"config key tanh.readings.{i}.name: reading {r['name']!r} twice")
         if r["dataset"] not in datasets:
-            raise InputError(f"config key tanh.readings.{i}.dataset: unknown dataset "
-                             f"{r['dataset']!r}; defined: {', '.join(sorted(datasets))}")  # fmt: skip
+            raise InputError(
+                f"config key tanh.readings.{i}.dataset: unknown dataset "
+                f"{r['dataset']!r}; defined: {', '.join(sorted(datasets))}"
+            )
     if cfg["sweep"]["dataset"] not in datasets:
-        raise InputError(f"config key tanh.sweep.dataset: unknown dataset "
-                         f"{cfg['sweep']['dataset']!r}; defined: {', '.join(sorted(datasets))}")  # fmt: skip
+        raise InputError(
+            f"config key tanh.sweep.dataset: unknown dataset "
+            f"{cfg['sweep']['dataset']!r}; defined: {', '.join(sorted(datasets))}"
+        )
 
 
 RUNS_COLUMNS = ("reading", "activation", "depth", "seed", "eta", "step_scale", "iterations",
