@@ -22,7 +22,7 @@ PROJECT_FILES = [
 ]
 PROJECT_FILES += ["README.md", "LICENSE", "environment.yml", "CITATION.cff", ".zenodo.json"]
 PROJECT_FILES += ["Makefile"]  # archived with the code
-PROJECT_FILES += ["src", "docs", "benchmarks"]
+PROJECT_FILES += ["src", "docs", "benchmarks", "data"]  # data: published points
 
 
 def copy_project(dest: Path) -> Path:

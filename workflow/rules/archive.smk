@@ -28,7 +28,7 @@ ARCHIVE = f"dist/{PROJECT['name']}-{PROJECT['version']}-{CONFIG_HASH}.tar.gz"
 
 #: Code and metadata taken into the archive (folders are walked, caches skipped).
 ARCHIVE_CODE = [
-    "Snakefile", "workflow", "src", "scripts", "notebooks", "config", "docs", "benchmarks",
+    "Snakefile", "workflow", "src", "scripts", "notebooks", "config", "docs", "benchmarks", "data",
     "pyproject.toml", "environment.yml", "README.md", "LICENSE", "CITATION.cff", ".zenodo.json",
     "Makefile",
 ]  # fmt: skip
