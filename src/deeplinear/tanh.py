@@ -142,7 +142,8 @@ def run(
     schedule: str = "constant",
     problem: model.Problem | None = None,
 ) -> TanhResult:
-    """GD on tanh networks, ``B`` runs of one architecture at once (theory.md 15).
+    """GD on tanh networks, ``B`` runs of one architecture at once (theory.md 15). No
+    certified guarantee applies: statuses and decrease violations are measurements.
 
     ``W0``: stacked starts ``(B, d_j, d_{j-1})``; ``eta`` ``(B,)`` or scalar: the constant
     step (``schedule="constant"``) or the cap ``eta_max`` of the linear certified schedule

@@ -125,8 +125,8 @@ BENCHMARKS = [
     f"{BENCH}/authors/authors.tsv",
     *(f"{BENCH}/figures/{fig.name}.tsv" for fig in PLANNED_FIGURES),
     *(
-        f"{BENCH}/tanh/{job}.tsv"
-        for job in ("readings", "authors_tanh", "sweep")
+        f"{BENCH}/{job}.tsv"
+        for job in ("tanh_readings", "authors_tanh", "tanh_sweep")
         if "tanh" in config
     ),
 ]

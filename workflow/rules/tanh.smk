@@ -25,7 +25,7 @@ if TANH is not None:
         log:
             f"{RESULTS}/logs/tanh/readings.log",
         benchmark:
-            f"{BENCH}/tanh/readings.tsv"
+            f"{BENCH}/tanh_readings.tsv"
         threads: 1
         script:
             "../../scripts/tanh_readings.py"
@@ -46,7 +46,7 @@ if TANH is not None:
         log:
             f"{RESULTS}/logs/tanh/authors_tanh.log",
         benchmark:
-            f"{BENCH}/tanh/authors_tanh.tsv"
+            f"{BENCH}/authors_tanh.tsv"
         threads: 1
         script:
             "../../scripts/authors_tanh.py"
@@ -70,7 +70,7 @@ if TANH is not None:
         log:
             f"{RESULTS}/logs/tanh/sweep.log",
         benchmark:
-            f"{BENCH}/tanh/sweep.tsv"
+            f"{BENCH}/tanh_sweep.tsv"
         threads: 1
         script:
             "../../scripts/tanh_sweep.py"
