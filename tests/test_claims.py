@@ -395,7 +395,10 @@ def test_a_full_table_and_its_markdown_carry_every_rule():
                    grid(8, 5)], ignore_index=True)  # fmt: skip
     table = claims.verdicts(t, pd.concat([thresholds(lambda N: N**-1.0), search(4.5, 5)]))
     assert list(table["verdict"]) == [S] * 5, table[["claim", "measured"]].to_string()
-    text = claims.to_markdown(table)
+    from tests.test_tanh import critical_table, power, sweep_table
+
+    row6 = claims.claim6(sweep_table(), critical_table(power), violations=0)
+    text = claims.to_markdown(pd.concat([table, pd.DataFrame([row6])], ignore_index=True))
     for claim, rule in claims.RULES.items():
         assert f"{claim}. {rule}." in text
 

@@ -49,6 +49,28 @@ def test_contract_tables_have_their_columns(smoke):
         # of one experiment reads as float, the same column of the whole table may not
 
 
+def test_tanh_tables_and_the_claim6_row(smoke):
+    from deeplinear import tanh
+
+    tables = smoke / SMOKE / "tables"
+    readings = pd.read_csv(tables / "authors_tanh_readings.csv")
+    assert readings["best"].sum() >= 1 and readings["score"].notna().all()
+    runs = pd.read_csv(tables / "authors_tanh_runs.csv")
+    assert list(runs.columns) == list(tanh.RUNS_COLUMNS)
+    assert set(runs["reading"]) == {readings.loc[readings["rank"] == 1, "reading"].iloc[0]}
+    sweep = pd.read_csv(tables / "tanh_sweep.csv")
+    assert list(sweep.columns) == list(tanh.SWEEP_COLUMNS)
+    assert set(sweep["activation"]) == {runs["activation"].iloc[0], "identity"}
+    assert set(sweep["status"]) <= set(gd.STATUSES)
+    critical = pd.read_csv(tables / "tanh_critical.csv")
+    assert list(critical.columns) == list(tanh.CRITICAL_COLUMNS)
+    schedule = pd.read_csv(tables / "tanh_schedule.csv")
+    assert (schedule["decrease_violations"] >= 0).all()
+    claims_table = pd.read_csv(tables / "claims.csv")
+    assert list(claims_table["claim"]) == [1, 2, 3, 4, 5, 6]
+    assert "decrease violations" in claims_table.iloc[5]["measured"]
+
+
 def test_within_bound_never_diverges_and_far_above_does(smoke):
     runs = pd.read_csv(smoke / SMOKE / "tables/runs.csv")
     # within the bound by the step itself (an absolute step, as in `authors`, may be above)
@@ -152,8 +174,9 @@ def bad_config(tmp_path: Path, edit) -> subprocess.CompletedProcess:
         (lambda c: c["experiments"]["stepsize"].update(stepsizes=[1]), "stepsizes"),
         (lambda c: c["experiments"]["depth"].update(dataset="nope"), "experiments.depth.dataset"),
         (lambda c: c["datasets"]["synthetic"].update(d_x=5, m=3), "datasets.synthetic"),
+        (lambda c: c["tanh"]["readings"][0].update(dataset="nope"), "tanh.readings.0.dataset"),
     ],
-    ids=["unknown-key", "unknown-dataset", "rank-deficient-data"],
+    ids=["unknown-key", "unknown-dataset", "rank-deficient-data", "tanh-unknown-dataset"],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, edit, expected):
     proc = bad_config(tmp_path, edit)

@@ -402,3 +402,32 @@ def test_save_freezes_the_layout_at_rounded_positions(tmp_path):
     plotting.save(fig, tmp_path / "g.pdf", tmp_path / "g.png")
     assert (tmp_path / "g.pdf").read_bytes() == first
     plt.close(fig)
+
+
+def test_tanh_critical_summary_and_law_labels():
+    rows = [
+        {"activation": a, "depth": N, "seed": s, "critical_eta": c * (1 + 0.01 * s),
+         "eta_lin": 0.1 / N}
+        for a, f in (("between", lambda N: 0.4 / N**1.5), ("identity", lambda N: 0.5 * 0.5**N))
+        for N in (2, 3, 4, 6)
+        for s in range(3)
+        for c in [f(N)]
+    ]  # fmt: skip
+    crit = pd.DataFrame(rows)
+    crit.loc[0, "critical_eta"] = np.nan
+    out = plotting.tanh_critical_summary(crit)
+    first = out.iloc[0]
+    assert (first["activation"], first["depth"], first["n_starts"]) == ("between", 2, 3)
+    assert first["n_critical_found"] == 2
+    assert first["critical_eta_min"] == pytest.approx(0.4 / 2**1.5 * 1.01)
+    labels = plotting.tanh_law_labels(crit)
+    assert labels["between"].startswith("between: power")
+    assert labels["identity"].startswith("identity: exponential")
+
+
+def test_published_markers_span_the_reading_precision():
+    pts = pd.DataFrame({"epoch": [1000.0], "loss": [10.0], "epoch_factor": [1.5],
+                        "loss_factor": [2.0]})  # fmt: skip
+    m = plotting.published_markers(pts).iloc[0]
+    assert (m["epoch_lo"], m["epoch_hi"]) == pytest.approx((1000 / 1.5, 1500))
+    assert (m["loss_lo"], m["loss_hi"]) == pytest.approx((5.0, 20.0))

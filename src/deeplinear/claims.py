@@ -36,6 +36,10 @@ EXPONENT_RTOL = 0.25
 EOS_TOL = 0.05
 #: Claim 2: a family is balanced when every start has ``delta0`` at most this (rounding).
 BALANCED_DELTA0 = 1e-10
+#: Claim 6: fraction of tanh sweep runs within the linear certified step that must converge,
+#: and fraction of the starts at a depth that may still converge at the sweep's top multiple.
+TANH_CONVERGED_FRACTION = 0.95
+TANH_TOP_CONVERGED = 0.5
 
 STATEMENTS = {
     1: "Within the step-size bound GD stays bounded, stays approximately balanced, "
@@ -44,6 +48,8 @@ STATEMENTS = {
     3: "N = 2: for almost all starts GD converges to a global minimum",
     4: "N >= 3: GD converges to the optimum on the manifold of some rank r, r not fixed a priori",
     5: "Step sizes beyond the bound can make training fail",
+    6: "GD on tanh networks behaves as the linear theory predicts: convergence at a constant "
+    "step below the critical step, failure past it, critical step not exponentially small in N",
 }
 
 _BOOT = f"bootstrap ({stats.N_BOOT} resamples, generator seed {stats.BOOT_SEED}) 95% interval"
@@ -111,6 +117,25 @@ RULES = {
     f"above that edge times (1 + {EOS_TOL:g})). Otherwise supported if some start that "
     "converged at every multiple <= 1 failed at a multiple > 1; inconclusive if there "
     "is no such failure (in particular no paired start)",
+    6: "evidence: the tanh step-size sweep (constant steps at multiples of the linear "
+    "certified step of each start, theory.md 16; one row per run with status) and the "
+    "tanh critical steps (one row per start: largest converging constant step found by "
+    "bisection, NaN if none). Part A (convergence below the critical step): sweep runs at "
+    "multiples <= 1 that got their full gradient-flow time (not budget_capped); unknown "
+    f"with fewer than {MIN_RUNS}; fails if any of them diverged or "
+    f"fewer than {TANH_CONVERGED_FRACTION:.0%} converged; holds otherwise. Part B (failure "
+    "past it): fails if at some depth more than "
+    f"{TANH_TOP_CONVERGED:.0%} of the starts converged at the sweep's largest multiple "
+    "(no failure even far past the linear step); holds if at every depth some start that "
+    "converged at every multiple <= 1 failed (did not converge) at a larger multiple; "
+    "unknown otherwise. Part C (critical step against depth, stats.depth_law on the tanh "
+    "critical steps as in claim 2): fails if decided 'exponential' with the bootstrap "
+    "95% interval of the factor per layer q below 1 (exponentially small in N); holds if "
+    "decided 'power', or 'exponential' with the interval of q above 1 (growing with N); "
+    "unknown otherwise ('undecided', 'insufficient data'). Not supported if any part "
+    "fails; supported if all three hold; inconclusive otherwise. The linear critical "
+    "steps of the same starts and the decrease violations of the linear certified "
+    "schedule on the tanh weights are reported, not judged",
 }
 
 
@@ -605,3 +630,99 @@ def to_markdown(table: pd.DataFrame) -> str:
     lines.append("")
     lines += [f"{r.claim}. {r.rule}." for r in table.itertuples()]
     return "\n".join(lines) + "\n"
+
+
+#: Columns claim 6 reads: the tanh sweep (one row per run) and critical steps (per start).
+TANH_SWEEP_COLUMNS = ["depth", "seed", "multiple", "status", "budget_capped"]
+TANH_CRITICAL_COLUMNS = ["activation", "depth", "seed", "critical_eta"]
+
+
+def _tanh_law(critical: pd.DataFrame, activation: str) -> pd.Series | None:
+    """The :func:`stats.depth_law` row of the critical steps of one ``activation``."""
+    sel = critical[critical["activation"] == activation]
+    if sel.empty:
+        return None
+    return stats.depth_law(sel.assign(family=activation), "critical_eta").iloc[0]
+
+
+def claim6(sweep: pd.DataFrame, critical: pd.DataFrame, violations: int | None = None) -> dict:
+    """Claim 6 by :data:`RULES` [6] (theory.md 13 and 15).
+
+    ``sweep``: one row per tanh sweep run with ``depth, seed, multiple`` (step over the
+    start's linear certified step) and ``status``; ``critical``: one row per start with
+    ``activation`` (the tanh reading's, and ``identity`` for the linear comparison),
+    ``depth, seed, critical_eta``. The linear row and ``violations`` (decrease violations of
+    the linear certified schedule on the tanh weights) are reported, not judged.
+    """
+    sweep = _checked(sweep, TANH_SWEEP_COLUMNS, "tanh sweep")
+    sweep = sweep.assign(multiple=pd.to_numeric(sweep["multiple"]))
+    critical = _checked(critical, TANH_CRITICAL_COLUMNS, "tanh critical steps")
+    conv = sweep["status"] == "converged"
+    within = sweep["multiple"] <= 1.0
+    eligible = within & ~_flag(sweep["budget_capped"])
+    n_within = int(eligible.sum())
+    frac = float(conv[eligible].mean()) if n_within else float("nan")
+    if n_within < MIN_RUNS:
+        a = None
+    else:
+        diverged = (sweep.loc[eligible, "status"] == "diverged").any()
+        a = not (diverged or frac < TANH_CONVERGED_FRACTION)
+    top = sweep["multiple"] == sweep["multiple"].max() if len(sweep) else within
+    top_frac = sweep[top].assign(c=conv[top]).groupby("depth")["c"].mean()
+    ok_within = sweep[within].assign(c=conv[within]).groupby(["depth", "seed"])["c"].all()
+    failed_above = (~conv[~within]).groupby([sweep.loc[~within, "depth"],
+                                             sweep.loc[~within, "seed"]]).any()  # fmt: skip
+    both = pd.concat([ok_within.rename("ok"), failed_above.rename("fail")], axis=1)
+    both = both.fillna(False).astype(bool)
+    onset = (both["ok"] & both["fail"]).groupby(level=0).any()
+    depths = sorted(sweep["depth"].unique())
+    if (top_frac > TANH_TOP_CONVERGED).any():
+        b = False
+    elif depths and all(bool(onset.get(N, False)) for N in depths):
+        b = True
+    else:
+        b = None
+    activations = [x for x in critical["activation"].unique() if x != "identity"]
+    law = _tanh_law(critical, activations[0]) if len(activations) == 1 else None
+    if law is None or law["decision"] not in ("power", "exponential"):
+        c = None
+    elif law["decision"] == "power":
+        c = True
+    elif law["q_hi"] < 1.0:
+        c = False
+    else:
+        c = True if law["q_lo"] > 1.0 else None
+    parts = (a, b, c)
+    if any(p is False for p in parts):
+        verdict = NOT_SUPPORTED
+    elif all(p is True for p in parts):
+        verdict = SUPPORTED
+    else:
+        verdict = INCONCLUSIVE
+    word = {True: "holds", False: "fails", None: "unknown"}
+    texts = [
+        f"A {word[a]}: {frac:.0%} of {n_within} runs within the linear step (full time) converged",
+        f"B {word[b]}: converged at the top multiple per depth "
+        + ", ".join(f"N={int(N)}: {v:.0%}" for N, v in top_frac.items()),
+    ]
+    for name, row in (("tanh", law), ("linear", _tanh_law(critical, "identity"))):
+        if row is None:
+            texts.append(f"{name} critical step: no data")
+        elif row["decision"] == stats.INSUFFICIENT:
+            texts.append(f"{name} critical step: insufficient data")
+        else:
+            texts.append(
+                f"{name} critical step: {row['decision']}, p = {row['p']:.2f} "
+                f"[{row['p_lo']:.2f}, {row['p_hi']:.2f}], q = {row['q']:.3f} "
+                f"[{row['q_lo']:.3f}, {row['q_hi']:.3f}]"
+            )
+    texts[2] = f"C {word[c]}: " + texts[2]
+    if violations is not None:
+        texts.append(f"linear certified schedule on tanh weights: {violations} decrease violations")
+    evidence = f"tanh step-size sweep, depths {','.join(str(int(N)) for N in depths)}"
+    return _row(6, evidence, len(sweep), "; ".join(texts), verdict)
+
+
+def no_tanh() -> dict:
+    """Claim 6 without the tanh tables (a config without ``tanh``): inconclusive."""
+    return _row(6, "no tanh sweep in this config", 0, "no data", INCONCLUSIVE)

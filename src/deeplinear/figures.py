@@ -32,12 +32,14 @@ class Figure:
     table parameter of the notebook to ``(table, experiment parameter)``: that experiment's
     table, or the study-wide table when the experiment parameter is ``None``. A parameter
     named like its table may be given as just the experiment parameter (or ``None``).
+    ``needs`` names a config section without which the figure is not planned (``tanh``).
     """
 
     name: str
     claims: tuple[int, ...]
     experiments: Mapping[str, str] = field(default_factory=dict)
     tables: Mapping[str, str | tuple[str, str | None] | None] = field(default_factory=dict)
+    needs: str | None = None
 
     def table_paths(self, tables_dir: str) -> dict[str, str]:
         """Notebook parameter -> path of the table, under ``tables_dir``."""
@@ -114,7 +116,26 @@ FIGURES: tuple[Figure, ...] = (
             "points": ("authors_points", None),
         },
     ),
+    Figure(
+        "fig9_tanh",
+        claims=(6,),
+        tables={
+            "readings": ("authors_tanh_readings", None),
+            "points": ("authors_tanh_points", None),
+            "runs": ("authors_tanh_runs", None),
+            "trajectories": ("authors_tanh_trajectories", None),
+            "outcomes": ("tanh_outcomes", None),
+            "critical": ("tanh_critical", None),
+            "schedule": ("tanh_schedule", None),
+        },
+        needs="tanh",
+    ),
 )
+
+
+def planned(config: Mapping) -> tuple[Figure, ...]:
+    """The figures a config draws: every figure whose ``needs`` section it has."""
+    return tuple(f for f in FIGURES if f.needs is None or f.needs in config)
 
 
 def by_name() -> dict[str, Figure]:

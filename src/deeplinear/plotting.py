@@ -515,3 +515,49 @@ def panel_grid(n: int, max_cols: int = 4) -> tuple[int, int]:
     """``(rows, cols)`` of a grid of ``n`` small multiples at most ``max_cols`` wide."""
     cols = max(1, min(max_cols, n))
     return -(-n // cols), cols
+
+
+# --- Figure 9: tanh networks (theory.md 16) -------------------------------------------------
+
+
+def tanh_critical_summary(critical: pd.DataFrame) -> pd.DataFrame:
+    """Per ``activation`` and ``depth`` of tanh_critical.csv (one row per start): starts,
+    starts with a critical step, median / min / max critical step and the median linear
+    certified step ``eta_lin`` at the start. Sorted by activation, then depth."""
+    return (
+        critical.groupby(["activation", "depth"], sort=True)
+        .agg(
+            n_starts=("seed", "size"),
+            n_critical_found=("critical_eta", "count"),
+            critical_eta=("critical_eta", "median"),
+            critical_eta_min=("critical_eta", "min"),
+            critical_eta_max=("critical_eta", "max"),
+            eta_lin=("eta_lin", "median"),
+        )
+        .reset_index()
+    )
+
+
+def tanh_law_labels(critical: pd.DataFrame) -> dict[str, str]:
+    """Legend label per activation: the :func:`deeplinear.stats.depth_law` of its critical
+    steps (decision, power ``p`` and factor per layer ``q``), as claim 6 reads it."""
+    fits = stats.depth_law(critical.rename(columns={"activation": "family"}), "critical_eta")
+    out = {}
+    for r in fits.itertuples():
+        if r.decision == stats.INSUFFICIENT:
+            out[r.family] = f"{r.family}: insufficient data"
+        else:
+            out[r.family] = f"{r.family}: {r.decision}, p = {r.p:.2f}, q = {r.q:.2f}"
+    return out
+
+
+def published_markers(points: pd.DataFrame) -> pd.DataFrame:
+    """The published points with their reading precision as multiplicative error bars:
+    ``epoch_lo = epoch / epoch_factor``, ``epoch_hi = epoch * epoch_factor`` and the same for
+    ``loss``."""
+    return points.assign(
+        epoch_lo=points["epoch"] / points["epoch_factor"],
+        epoch_hi=points["epoch"] * points["epoch_factor"],
+        loss_lo=points["loss"] / points["loss_factor"],
+        loss_hi=points["loss"] * points["loss_factor"],
+    )

@@ -346,6 +346,63 @@ AUTHORS_POINTS = Schema(
 )
 
 
+#: The tanh part (:mod:`deeplinear.tanh`, theory.md 16; figure 9, claim 6): the listed
+#: columns are checked, the rest are :mod:`deeplinear.tanh`'s (``open``).
+_TANH = ("between", "output", "identity")
+TANH_SCHEMAS = (
+    Schema(
+        "authors_tanh_readings",
+        (Column("reading", "str"), Column("score", "float", nullable=True)),
+        key=("reading",),
+        open=True,
+    ),
+    Schema(
+        "authors_tanh_points",
+        (Column("depth", "int"), Column("epoch", "float"), Column("loss", "float")),
+        open=True,
+    ),
+    Schema(
+        "authors_tanh_runs",
+        (Column("reading", "str"), Column("depth", "int"), Column("seed", "int")),
+        key=("depth", "seed"),
+        open=True,
+    ),
+    Schema(
+        "authors_tanh_trajectories",
+        (Column("depth", "int"), Column("seed", "int"), Column("iteration", "int")),
+        key=("depth", "seed", "iteration"),
+        open=True,
+    ),
+    Schema(
+        "tanh_sweep",
+        (
+            Column("activation", "str", allowed=_TANH),
+            *_cols("depth seed", "int"),
+            *_cols("multiple eta", "float"),
+            Column("status", "str", allowed=STATUSES),
+        ),
+        key=("activation", "depth", "seed", "multiple"),
+        open=True,
+    ),
+    Schema("tanh_outcomes", (Column("activation", "str", allowed=_TANH),), open=True),
+    Schema(
+        "tanh_critical",
+        (Column("activation", "str", allowed=_TANH), *_cols("depth seed", "int")),
+        key=("activation", "depth", "seed"),
+        open=True,
+    ),
+    Schema(
+        "tanh_schedule",
+        (
+            Column("activation", "str", allowed=_TANH),
+            *_cols("depth seed decrease_violations", "int"),
+        ),
+        key=("activation", "depth", "seed"),
+        open=True,
+    ),
+)
+
+
 #: The registry: every table's name and file. Tables computed per experiment live in
 #: ``tables/experiments/<experiment>/``, study-wide ones in ``tables/``.
 FILES = {
@@ -362,6 +419,14 @@ FILES = {
     "authors": "authors.csv",
     "authors_readings": "authors_readings.csv",
     "authors_points": "authors_points.csv",
+    "authors_tanh_readings": "authors_tanh_readings.csv",
+    "authors_tanh_points": "authors_tanh_points.csv",
+    "authors_tanh_runs": "authors_tanh_runs.csv",
+    "authors_tanh_trajectories": "authors_tanh_trajectories.parquet",
+    "tanh_sweep": "tanh_sweep.csv",
+    "tanh_outcomes": "tanh_outcomes.csv",
+    "tanh_critical": "tanh_critical.csv",
+    "tanh_schedule": "tanh_schedule.csv",
 }
 EXPERIMENT_TABLES = ("runs", "trajectories", "convergence_stats", "rank_stats", "escape_scaling")
 STUDY_TABLES = tuple(FILES)
@@ -371,7 +436,7 @@ _SCHEMAS = {
     for s in (
         RUNS, TRAJECTORIES, CONVERGENCE_STATS, RANK_STATS, ESCAPE_SCALING, THRESHOLDS,
         STEP_THRESHOLDS, CLAIMS, CLAIM2_FITS, CLAIM5_ONSET, AUTHORS, AUTHORS_READINGS,
-        AUTHORS_POINTS,
+        AUTHORS_POINTS, *TANH_SCHEMAS,
     )
 }  # fmt: skip
 

@@ -90,7 +90,19 @@ rule claims:
     input:
         runs=study_table("runs"),
         thresholds=study_table("thresholds"),
-        digests=seals([study_table("runs"), study_table("thresholds")]),
+        **(
+            {t: study_table(t) for t in ("tanh_sweep", "tanh_critical", "tanh_schedule")}
+            if "tanh" in config
+            else {}
+        ),
+        digests=seals(
+            [study_table("runs"), study_table("thresholds")]
+            + (
+                [study_table(t) for t in ("tanh_sweep", "tanh_critical", "tanh_schedule")]
+                if "tanh" in config
+                else []
+            )
+        ),
     output:
         **sealed(
             table=study_table("claims"),

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import deeplinear
 from deeplinear import authors, codehash, errors, figures, plan, preflight, tables
+from deeplinear import tanh as tanh_lib
 from snakemake.exceptions import WorkflowError
 
 from deeplinear.errors import InputError
@@ -134,6 +135,16 @@ ALL_TABLES = [
     ),
     f"{TABLES}/claims.md",
 ]
+#: The tanh part (workflow/rules/tanh.smk), planned when the config has `tanh`.
+if "tanh" in config:
+    ALL_TABLES += [
+        study_table(t)
+        for t in (
+            "authors_tanh_readings", "authors_tanh_points", "authors_tanh_runs",
+            "authors_tanh_trajectories", "tanh_sweep", "tanh_outcomes", "tanh_critical",
+            "tanh_schedule",
+        )
+    ]  # fmt: skip
 #: Every experiment's own tables (what the figures read), which `all` also asks for, so that
 #: deleting one rebuilds it.
 EXPERIMENT_TABLES = [
@@ -141,7 +152,8 @@ EXPERIMENT_TABLES = [
 ]
 #: The digest records of every table (deeplinear.tables), also asked for by `all`.
 ALL_SEALS = seals([p for p in [*ALL_TABLES, *EXPERIMENT_TABLES] if not p.endswith(".md")])
-ALL_FIGURES = [path for fig in figures.FIGURES for path in figure_paths(fig.name)]
+PLANNED_FIGURES = figures.planned(config)
+ALL_FIGURES = [path for fig in PLANNED_FIGURES for path in figure_paths(fig.name)]
 
 
 #: The benchmark file of every job that `all` runs (rule `runtimes` sums them).
@@ -160,7 +172,12 @@ BENCHMARKS = [
     f"{BENCH}/claims.tsv",
     f"{BENCH}/authors/authors.tsv",
     f"{BENCH}/authors/authors_readings.tsv",
-    *(f"{BENCH}/figures/{fig.name}.tsv" for fig in figures.FIGURES),
+    *(f"{BENCH}/figures/{fig.name}.tsv" for fig in PLANNED_FIGURES),
+    *(
+        f"{BENCH}/{job}.tsv"
+        for job in ("tanh_readings", "authors_tanh", "tanh_sweep")
+        if "tanh" in config
+    ),
 ]
 
 #: Snakemake's HTML report of the finished run (`make report`), an input of the archive.

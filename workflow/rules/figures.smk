@@ -20,7 +20,7 @@ def figure_expectations(fig):
     return json.dumps(out, sort_keys=True)
 
 
-for fig in figures.FIGURES:
+for fig in PLANNED_FIGURES:
 
     rule:
         name:
