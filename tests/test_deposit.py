@@ -198,15 +198,19 @@ class Handler(BaseHTTPRequestHandler):
         return 404, {"status": 404, "message": f"no route {method} {path}"}
 
 
-@pytest.fixture
-def server():
-    srv = FakeZenodo()
+def serving(srv: ThreadingHTTPServer):
+    """Serve ``srv`` on a thread for the test, then shut it down."""
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
     srv.shutdown()
     srv.server_close()
     thread.join(timeout=10)
+
+
+@pytest.fixture
+def server():
+    yield from serving(FakeZenodo())
 
 
 @pytest.fixture
@@ -541,12 +545,7 @@ def redirector():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
     srv.target = None
     srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-    thread.join(timeout=10)
+    yield from serving(srv)
 
 
 def test_a_redirect_to_another_host_never_receives_the_token(project, server, redirector):
