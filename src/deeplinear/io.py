@@ -9,6 +9,7 @@ numpy and pandas are imported only by the writers that need them, so that
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -150,12 +151,30 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+#: Bytes read at a time while hashing a file.
+CHUNK = 1 << 20
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file (any ``hashlib`` algorithm, e.g. ``sha256``, ``md5``), read in
+    chunks: the one file hash of the project (tables' digest records, the archive)."""
+    digest = hashlib.new(algorithm)
+    with Path(path).open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def json_digest(obj) -> str:
+    """SHA-256 (hex) of the canonical JSON (sorted keys) of ``obj``: run ids, shard digests
+    (``plan.digest``) and dataset spec digests (:func:`spec_digest`)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
 def spec_digest(spec: Mapping) -> str:
     """SHA-256 (hex) of a dataset's config entry as canonical JSON (sorted keys): what a
     dataset file records and what loading it checks (:func:`load_dataset`)."""
-    import hashlib
-
-    return hashlib.sha256(json.dumps(dict(spec), sort_keys=True).encode()).hexdigest()
+    return json_digest(dict(spec))
 
 
 def save_dataset(path: str | os.PathLike, ds, name: str, spec: Mapping) -> None:

@@ -18,9 +18,7 @@ step multiple adds shards and leaves every existing shard as it was.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from deeplinear.errors import InputError
+from deeplinear.io import json_digest
 
 #: Keys of a run that fix its initial weights (and hence its seed).
 INIT_KEYS = (
@@ -43,8 +42,8 @@ UNUSED = {"init_xi": 0.0, "init_spread": 0.1, "tau": 100.0, "alpha": 0.0}
 
 
 def digest(obj: Any) -> str:
-    """SHA-256 of the canonical JSON of ``obj`` (hex)."""
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+    """SHA-256 of the canonical JSON of ``obj`` (hex): :func:`deeplinear.io.json_digest`."""
+    return json_digest(obj)
 
 
 def _number(x: float) -> str:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from deeplinear.errors import InputError, rebuild_command
 from deeplinear.gd import STATUSES
 from deeplinear.init import INITS
+from deeplinear.io import file_digest
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -456,15 +457,6 @@ def file_name(name: str) -> str:
 # -- digests ---------------------------------------------------------------------------
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    """SHA-256 (hex) of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def seal_path(path: str | os.PathLike) -> str:
     """The digest record beside a table: ``<path>.sha256.json``."""
     return f"{os.fspath(path)}{SEAL_SUFFIX}"
@@ -472,7 +464,7 @@ def seal_path(path: str | os.PathLike) -> str:
 
 def input_digests(paths: Iterable[str | os.PathLike]) -> dict[str, str]:
     """``path -> SHA-256`` of the files a table is computed from (what its record chains)."""
-    return {os.fspath(p): sha256_file(p) for p in paths}
+    return {os.fspath(p): file_digest(p) for p in paths}
 
 
 def seal(path: str | os.PathLike, inputs: Mapping[str, str] | None = None) -> None:
@@ -480,7 +472,7 @@ def seal(path: str | os.PathLike, inputs: Mapping[str, str] | None = None) -> No
     its ``inputs`` (``path -> SHA-256``)."""
     from deeplinear import io
 
-    record = {"file": Path(path).name, "sha256": sha256_file(path), "inputs": dict(inputs or {})}
+    record = {"file": Path(path).name, "sha256": file_digest(path), "inputs": dict(inputs or {})}
     io.write_json(record, seal_path(path))
 
 
@@ -499,7 +491,7 @@ def check_seal(path: str | os.PathLike) -> None:
             f"table {path} has no readable digest record {record_path} ({type(err).__name__}: "
             f"{err}): it was not written by this version of the workflow. {_rebuild(path)}"
         ) from None
-    actual = sha256_file(path)
+    actual = file_digest(path)
     if actual != recorded:
         raise InputError(
             f"table {path} was changed after its rule wrote it (SHA-256 {actual[:16]}..., "

@@ -1,4 +1,5 @@
-"""The file helpers of publishing: one way to hash a file, one way to write a text file.
+"""The file helpers of publishing: one way to hash a file (``deeplinear.io.file_digest``,
+also behind the tables' digest records), one way to write a text file.
 
 Standard library only (``deeplinear.io`` imports numpy and pandas only inside the writers
 that use them), so that ``verify`` and ``deposit`` run with nothing but Python.
@@ -6,27 +7,15 @@ that use them), so that ``verify`` and ``deposit`` run with nothing but Python.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from deeplinear.io import atomic_path
+from deeplinear.io import atomic_path, file_digest
 
-#: Bytes read at a time while hashing.
-CHUNK = 1 << 20
+__all__ = ["PublishError", "file_digest", "write_text_atomic"]
 
 
 class PublishError(Exception):
     """A problem with the inputs of a publishing command; the message names the file."""
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file (any ``hashlib`` algorithm, e.g. ``sha256``, ``md5``), read in
-    chunks."""
-    digest = hashlib.new(algorithm)
-    with Path(path).open("rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def write_text_atomic(path: Path, text: str) -> None:
