@@ -496,3 +496,28 @@ def test_claim5_checks_the_onset_against_eos_eta_max_where_given():
     assert claims.claim5(t, search(3.0, 3.5))["verdict"] == NS
     wider = t.assign(eos_eta_max=5.0)  # a flatter minimizer exists: the edge is at most 5
     assert claims.claim5(wider, search(3.0, 3.5))["verdict"] == S
+
+
+def test_the_readme_reads_in_five_minutes_with_one_headline_line_per_claim():
+    from deeplinear.publish import readme
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    block = text.split(readme.START, 1)[1].split(readme.END, 1)[0].strip("\n").splitlines()
+    assert block[:2] == claims.HEADLINE_HEADER.splitlines()
+    assert len(block) == 2 + len(claims.CLAIMS)
+    for claim, line in zip(claims.CLAIMS, block[2:], strict=True):
+        link = f"| [{claim.number}](results/tables/claims.md#{claims.anchor(claim.number)}) |"
+        assert line.startswith(link), line
+        verdict = line.split(" | ")[1].strip("*")
+        assert verdict in tables.VERDICTS, line
+        assert len(line) <= 300, (claim.number, len(line))
+    # the anchors exist: claims.md has the section "## Claim N" the links point at
+    table = pd.DataFrame(
+        [{"claim": c.number, "statement": c.statement, "evidence": "e", "n_runs": 0,
+          "measured": "m", "verdict": INC, "headline": "h", "rule": c.rule}
+         for c in claims.CLAIMS]
+    )  # fmt: skip
+    md = claims.to_markdown(table).splitlines()
+    for claim in claims.CLAIMS:
+        assert f"## Claim {claim.number}" in md  # GitHub's anchor: claim-N
