@@ -27,7 +27,7 @@ help:
 	@echo "make reproduce   set up .venv and run the full pipeline (snakemake --cores $(CORES));"
 	@echo "                 CONFIG=my.yaml runs that config instead of config/config.yaml"
 	@echo "make test        set up .venv, lint with ruff, run the test suite"
-	@echo "make readme      copy the claims table of results/ into README.md (after reproduce)"
+	@echo "make readme      copy the claims' headlines of results/tables/claims.md into README.md"
 	@echo "make smoke       run the whole pipeline on the tiny smoke config (into results/smoke)"
 	@echo "make figure FIG=fig1_stepsize   regenerate one figure and only what it needs"
 	@echo "make bench       run the engine benchmark (BENCH_ARGS=--profile for a breakdown)"

@@ -1,8 +1,9 @@
-"""The five claim rules (theory.md 13): each can come out against its claim, and missing
-evidence gives "inconclusive", never "supported"."""
+"""The claim rules of the registry (theory.md 13): each can come out against its claim, and
+missing evidence gives "inconclusive", never "supported"."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deeplinear import claims, stats
+from deeplinear import claims, stats, tables
 from deeplinear.errors import InputError
 
 S, NS, INC = claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE
@@ -19,7 +20,8 @@ S, NS, INC = claims.SUPPORTED, claims.NOT_SUPPORTED, claims.INCONCLUSIVE
 RUN = {
     "experiment": "x", "dataset": "d", "depth": 2, "widths": "4-4-3", "init": "gaussian",
     "init_scale": 1.0, "init_rank": 3, "init_xi": 0.0, "init_spread": 0.1,
-    "step_rule": "constant", "step_multiple": 1.0, "eta_bound": 1.0, "eos_eta": 100.0,
+    "step_rule": "constant", "step_multiple": 1.0, "step_unit": "certified", "eta_bound": 1.0,
+    "eos_eta": 100.0,
     "status": "converged", "decrease_failures": 0, "drift_failures": 0, "norm_failures": 0,
     "budget_capped": False, "gtol": 1e-9, "global_optimal": True, "rank_optimal": True,
     "final_rank": 3,
@@ -28,9 +30,14 @@ RUN = {
 
 
 def runs(n: int, **columns) -> pd.DataFrame:
-    """``n`` runs (seeds 0..n-1) with the defaults of :data:`RUN`, overridden by ``columns``."""
+    """``n`` runs (seeds 0..n-1) with the defaults of :data:`RUN`, overridden by ``columns``;
+    ``eta`` is ``step_multiple * eta_bound`` and ``eos_eta_max`` is ``eos_eta`` unless given."""
     table = pd.DataFrame({"seed": np.arange(n)} | RUN | columns, index=range(n))
     table["run_id"] = [f"r{i}" for i in range(n)]
+    if "eta" not in columns:
+        table["eta"] = table["step_multiple"] * table["eta_bound"]
+    if "eos_eta_max" not in columns:
+        table["eos_eta_max"] = table["eos_eta"]
     return table
 
 
@@ -111,6 +118,19 @@ def test_claim1_is_inconclusive_without_enough_eligible_runs():
     assert claims.claim1(runs(19))["verdict"] == INC
     row = claims.claim1(runs(0))
     assert row["verdict"] == INC and row["n_runs"] == 0
+
+
+def test_claim1_takes_an_absolute_step_in_units_of_the_run_s_certified_step():
+    # step_multiple 1 of an absolute step is eta = 1: three times this run's bound
+    above = runs(30, step_unit="absolute", step_multiple=1.0, eta=3.0, eta_bound=1.0)
+    assert claims.claim1(above)["verdict"] == INC  # no run within the bound
+    above.loc[3, "status"] = "diverged"  # above the bound: not evidence against claim 1
+    assert claims.claim1(pd.concat([runs(30), above]))["verdict"] == S
+    within = runs(30, step_unit="absolute", step_multiple=1.0, eta=0.5, eta_bound=1.0)
+    within.loc[3, "status"] = "diverged"  # within the bound by its step: claim 1 fails
+    assert claims.claim1(within)["verdict"] == NS
+    with pytest.raises(InputError, match="step_unit"):
+        claims.claim1(runs(30).drop(columns="step_unit"))
 
 
 def test_claim1_reads_budget_capped_as_written_to_csv():
@@ -315,7 +335,8 @@ def search(critical_multiple: float, eos_multiple: float, n: int = 5) -> pd.Data
             "run_id": [f"t{i}" for i in range(n)], "family": "balanced s=1 / whitened",
             "dataset": "white", "depth": 2, "widths": "4-4-3", "seed": range(n),
             "eta_cert": 1.0, "critical_multiple": critical_multiple,
-            "critical_eta": critical_multiple, "eos_eta": eos_multiple, "delta0": 0.0,
+            "critical_eta": critical_multiple, "eos_eta": eos_multiple,
+            "eos_eta_max": eos_multiple, "delta0": 0.0,
             "sharpness_reached": 2.0 / eos_multiple, "eta_adaptive_start": 0.5,
             "eta_adaptive_free": 0.5,
             "eta_adaptive_end": 1.0,
@@ -376,9 +397,40 @@ def test_claim5_is_inconclusive_without_paired_starts():
 
 
 def test_missing_evidence_everywhere_gives_inconclusive_never_supported():
-    table = claims.verdicts(runs(0), search(1.0, 1.0).iloc[:0])
-    assert list(table["claim"]) == [1, 2, 3, 4, 5]
+    table = claims.verdicts({"runs": runs(0), "thresholds": search(1.0, 1.0).iloc[:0]})
+    assert list(table["claim"]) == [c.number for c in claims.CLAIMS] == [1, 2, 3, 4, 5, 6]
     assert (table["verdict"] == INC).all()
+    assert table.iloc[5]["evidence"] == "no tanh tables in this config"  # claim 6: absent
+
+
+def test_a_required_table_that_is_absent_is_named():
+    with pytest.raises(InputError, match=re.escape("claim 2 needs the table(s) thresholds")):
+        claims.verdicts({"runs": runs(30)})
+    with pytest.raises(InputError, match="tanh_schedule"):  # some of claim 6's, not all
+        from tests.test_tanh import critical_table, power, sweep_table
+
+        claims.verdicts(
+            {"runs": runs(30), "thresholds": search(4.5, 5), "tanh_sweep": sweep_table(),
+             "tanh_critical": critical_table(power)}
+        )  # fmt: skip
+
+
+def test_the_registry_drives_the_table_the_inputs_and_the_figures():
+    numbers = [c.number for c in claims.CLAIMS]
+    assert numbers == sorted(set(numbers))
+    assert claims.planned_inputs({}) == ("runs", "thresholds")
+    assert claims.planned_inputs({"tanh": {}}) == (
+        "runs", "thresholds", "tanh_sweep", "tanh_critical", "tanh_schedule",
+    )  # fmt: skip
+    from deeplinear import figures, tables
+
+    assert figures.claim_problems() == []
+    for claim in claims.CLAIMS:
+        assert set(claim.inputs) <= set(tables.FILES), claim.number
+    lonely = figures.Figure("fig_x", claims=(7,))
+    problems = figures.claim_problems((lonely,))
+    assert "figure fig_x tests claim 7, which is not in deeplinear.claims.CLAIMS" in problems
+    assert "claim 1 of deeplinear.claims.CLAIMS is tested by no figure" in problems
 
 
 def test_a_missing_column_is_named():
@@ -393,14 +445,31 @@ def test_a_missing_column_is_named():
 def test_a_full_table_and_its_markdown_carry_every_rule():
     t = pd.concat([runs(30), escape_runs(log_law, 2), n3(), escape3(lambda x: 0.3 / x),
                    grid(8, 5)], ignore_index=True)  # fmt: skip
-    table = claims.verdicts(t, pd.concat([thresholds(lambda N: N**-1.0), search(4.5, 5)]))
-    assert list(table["verdict"]) == [S] * 5, table[["claim", "measured"]].to_string()
-    from tests.test_tanh import critical_table, power, sweep_table
+    from tests.test_tanh import critical_table, power, schedule_table, sweep_table
 
-    row6 = claims.claim6(sweep_table(), critical_table(power), violations=0)
-    text = claims.to_markdown(pd.concat([table, pd.DataFrame([row6])], ignore_index=True))
-    for claim, rule in claims.RULES.items():
-        assert f"{claim}. {rule}." in text
+    inputs = {
+        "runs": t,
+        "thresholds": pd.concat([thresholds(lambda N: N**-1.0), search(4.5, 5)]),
+        "tanh_sweep": sweep_table(),
+        "tanh_critical": critical_table(power),
+        "tanh_schedule": schedule_table(),
+    }
+    table = claims.verdicts(inputs)
+    assert list(table["verdict"]) == [S] * 6, table[["claim", "measured"]].to_string()
+    assert list(table.columns) == list(tables.CLAIMS.names)
+    tables.check_frame(table, tables.CLAIMS, "claims.csv")
+    text = claims.to_markdown(table)
+    lines = text.splitlines()
+    for claim in claims.CLAIMS:
+        assert f"- Rule: {claim.rule}." in text
+        assert f"## Claim {claim.number}" in lines  # the anchor #claim-N of its headline
+        row = table.set_index("claim").loc[claim.number]
+        head = f"| [{claim.number}](#claim-{claim.number}) | **{row['verdict']}** |"
+        (line,) = [x for x in lines if x.startswith(head)]
+        assert row["headline"] in line and len(line) <= 300
+    assert (
+        "| [1](#claim-1) | **supported** | 80/80 eligible runs within the bound converged" in text
+    )
 
 
 def test_theory_md_states_the_rules_with_the_code_s_thresholds():
@@ -427,3 +496,28 @@ def test_claim5_checks_the_onset_against_eos_eta_max_where_given():
     assert claims.claim5(t, search(3.0, 3.5))["verdict"] == NS
     wider = t.assign(eos_eta_max=5.0)  # a flatter minimizer exists: the edge is at most 5
     assert claims.claim5(wider, search(3.0, 3.5))["verdict"] == S
+
+
+def test_the_readme_reads_in_five_minutes_with_one_headline_line_per_claim():
+    from deeplinear.publish import readme
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    block = text.split(readme.START, 1)[1].split(readme.END, 1)[0].strip("\n").splitlines()
+    assert block[:2] == claims.HEADLINE_HEADER.splitlines()
+    assert len(block) == 2 + len(claims.CLAIMS)
+    for claim, line in zip(claims.CLAIMS, block[2:], strict=True):
+        link = f"| [{claim.number}](results/tables/claims.md#{claims.anchor(claim.number)}) |"
+        assert line.startswith(link), line
+        verdict = line.split(" | ")[1].strip("*")
+        assert verdict in tables.VERDICTS, line
+        assert len(line) <= 300, (claim.number, len(line))
+    # the anchors exist: claims.md has the section "## Claim N" the links point at
+    table = pd.DataFrame(
+        [{"claim": c.number, "statement": c.statement, "evidence": "e", "n_runs": 0,
+          "measured": "m", "verdict": INC, "headline": "h", "rule": c.rule}
+         for c in claims.CLAIMS]
+    )  # fmt: skip
+    md = claims.to_markdown(table).splitlines()
+    for claim in claims.CLAIMS:
+        assert f"## Claim {claim.number}" in md  # GitHub's anchor: claim-N

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from deeplinear import experiments, figures, plan
+from deeplinear import claims, experiments, figures, plan
 from deeplinear.errors import InputError
 from deeplinear.publish import readme
 from tests.conftest import ROOT
@@ -191,9 +191,24 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path: Path):
         readme.with_block("no markers", "x")
     figures = f"{readme.FIGURES_START}\n{readme.FIGURES_END}\n"
     (tmp_path / "README.md").write_text(text + figures)
-    (tmp_path / "claims.md").write_text("new\n")
-    assert readme.main([str(tmp_path / "README.md"), str(tmp_path / "claims.md")]) == 0
-    assert "new" in (tmp_path / "README.md").read_text()
+    (tmp_path / "claims.md").write_text("new\n")  # no headline: claims.md of another version
+    args = [str(tmp_path / "README.md"), str(tmp_path / "claims.md")]
+    assert readme.main(args) == 1
+    assert "old" in (tmp_path / "README.md").read_text()
+    table = pd.DataFrame(
+        [{"claim": c.number, "verdict": "inconclusive", "headline": f"number {c.number}"}
+         for c in claims.CLAIMS]
+    )  # fmt: skip
+    (tmp_path / "claims.md").write_text(
+        "\n".join(claims.headline_line(r, f"#claim-{r.claim}") for r in table.itertuples())
+    )
+    assert readme.main(args) == 0
+    new = (tmp_path / "README.md").read_text()
+    block = new.split(readme.START)[1].split(readme.END)[0]
+    assert "old" not in block and block.count("\n") == 3 + len(claims.CLAIMS)
+    for c in claims.CLAIMS:
+        link = f"[{c.number}](results/tables/claims.md#claim-{c.number})"
+        assert f"| {link} | **inconclusive** | number {c.number} |" in block
 
 
 def test_the_readme_lists_the_figures_of_the_registry():

@@ -236,14 +236,26 @@ def critical_table(law, depths=(2, 3, 4, 6, 8), seeds=3, activation="between"):
     return pd.DataFrame(rows)
 
 
+def schedule_table(violations=(0, 0, 0)) -> pd.DataFrame:
+    """The linear certified schedule on the tanh weights: decrease violations per start."""
+    return pd.DataFrame(
+        {"activation": "between", "depth": 2, "seed": range(len(violations)),
+         "decrease_violations": list(violations)}
+    )  # fmt: skip
+
+
 def power(N):
     return 0.4 / N**1.5
 
 
 def test_claim6_supported_on_a_power_law_with_convergence_below_and_failure_above():
-    row = claims.claim6(sweep_table(), critical_table(power), violations=0)
-    assert row["verdict"] == S and row["claim"] == 6
+    row = claims.claim6(sweep_table(), critical_table(power), schedule_table())
+    assert row["verdict"] == S
     assert "0 decrease violations" in row["measured"]
+    assert row["headline"].startswith("A holds (100% of 24 runs within the linear step")
+    # the violations are reported, not judged
+    row = claims.claim6(sweep_table(), critical_table(power), schedule_table((0, 3, 4)))
+    assert row["verdict"] == S and "7 decrease violations" in row["measured"]
 
 
 def test_claim6_not_supported_when_the_critical_step_decays_exponentially():
@@ -285,9 +297,14 @@ def test_claim6_inconclusive_for_missing_evidence():
     sweep.loc[low, "budget_capped"] = True
     row = claims.claim6(sweep, critical_table(power))
     assert row["verdict"] == INC and "B unknown" in row["measured"]
-    assert claims.no_tanh()["verdict"] == INC
+    # a config without tanh: the registry's claim 6 has no tables
+    (claim6,) = [c for c in claims.CLAIMS if c.number == 6]
+    row = claims.verdict_row(claim6, {})
+    assert row["verdict"] == INC and row["claim"] == 6 and row["n_runs"] == 0
 
 
 def test_claim6_missing_column_is_named():
     with pytest.raises(InputError, match="budget_capped"):
         claims.claim6(sweep_table().drop(columns="budget_capped"), critical_table(power))
+    with pytest.raises(InputError, match="decrease_violations"):
+        claims.claim6(sweep_table(), critical_table(power), schedule_table().iloc[:, :3])

@@ -1,20 +1,25 @@
-"""Verdicts on the paper's five claims, computed from the result tables by fixed rules.
+"""Verdicts on the paper's claims, computed from the result tables by fixed rules.
 
-Each claim gets a row: the evidence (which runs, how many), the measured quantity, the
-verdict (``supported``, ``not supported`` or ``inconclusive``) and the rule that produced
-it. The rules are stated in :data:`RULES` (and in theory.md 13) and applied verbatim;
-nothing is judged by hand. Every rule can come out against its claim, and missing evidence
-gives ``inconclusive``, never ``supported``.
+The registry :data:`CLAIMS` holds every claim: its statement, its rule (the same text as
+theory.md 13, stated before any result), its judge and the tables it reads. Each claim gets
+a row of the claims table (:func:`verdicts`): the evidence (which runs, how many), the
+measured quantities, the verdict (``supported``, ``not supported`` or ``inconclusive``),
+its headline (the one number that decides it, for the README) and the rule. Nothing is
+judged by hand; every rule can come out against its claim, and missing evidence gives
+``inconclusive``, never ``supported``.
 
 Inputs: ``runs`` is runs.csv (one row per run, pipeline.md "Output contracts"), including
-``drift_failures``, ``norm_failures``, ``budget_capped`` and ``eos_eta``; ``thresholds`` is
-the threshold search with one row per start (``family, depth, seed, eta_cert,
-critical_multiple, critical_eta, eos_eta, delta0, eta_adaptive_start,
-eta_adaptive_end``, ...). A missing column raises
+``step_unit``, ``drift_failures``, ``norm_failures``, ``budget_capped`` and
+``eos_eta_max``; ``thresholds`` is the threshold search with one row per start
+(``family, depth, seed, eta_cert, critical_multiple, critical_eta, eos_eta, delta0,
+eta_adaptive_free``, ...); claim 6 reads the tanh tables. A missing column raises
 :class:`~deeplinear.errors.InputError` naming it.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -41,113 +46,18 @@ BALANCED_DELTA0 = 1e-10
 TANH_CONVERGED_FRACTION = 0.95
 TANH_TOP_CONVERGED = 0.5
 
-STATEMENTS = {
-    1: "Within the step-size bound GD stays bounded, stays approximately balanced, "
-    "decreases the loss and converges",
-    2: "The maximal permissible step size does not decrease exponentially with the depth N",
-    3: "N = 2: for almost all starts GD converges to a global minimum",
-    4: "N >= 3: GD converges to the optimum on the manifold of some rank r, r not fixed a priori",
-    5: "Step sizes beyond the bound can make training fail",
-    6: "GD on tanh networks behaves as the linear theory predicts: convergence at a constant "
-    "step below the critical step, failure past it, critical step not exponentially small in N",
-}
-
 _BOOT = f"bootstrap ({stats.N_BOOT} resamples, generator seed {stats.BOOT_SEED}) 95% interval"
 
-RULES = {
-    1: "runs within the bound are those with step multiple <= 1; eligible are those of "
-    "them that got their full gradient-flow time (not budget_capped), had a convergence "
-    "stop (gtol > 0: with gtol = 0 a run always ends budget_exhausted) and start off the "
-    "balanced rank-deficient set (init balanced or near_balanced with init_rank below the "
-    "bottleneck: they sit on a plateau by design, theory.md 8). Not supported if a run "
-    "within the bound broke sufficient decrease, the balance-drift bound or the "
-    "layer-norm bound at some iteration (decrease_failures, drift_failures or "
-    "norm_failures > 0) or diverged. Otherwise: inconclusive if there is no run within "
-    f"the bound or fewer than {MIN_RUNS} eligible runs; supported if >= "
-    f"{CONVERGED_FRACTION:.0%} of the eligible runs converged, not supported if fewer",
-    2: "judged: the certified step of the adaptive schedule at the start before its cap "
-    "(eta_adaptive_free, theory.md 14; the schedule's step is the smaller of it and the cap "
-    "2 / (lam_min N sigma^(2(N-1)/N)), polynomial in N by its formula), for every start "
-    "family of the threshold search, balanced or not. Per family and step (also reported: "
-    "eta_adaptive_start, the capped step, eta_adaptive_end, the certified step at the point "
-    "an adaptive run reaches, the critical step and the constant bound eta_cert), log(eta) "
-    "over all starts is fitted by a power law a + p log N and by an "
-    f"exponential a + N log q (only depths with >= {stats.MIN_PER_DEPTH} measured starts; "
-    f"'insufficient data' with fewer than {stats.MIN_DEPTHS} such depths); the {_BOOT} of "
-    "log(RSS_exp / RSS_pow), resampling starts within each depth, decides 'power' if it "
-    "lies above 0, 'exponential' if below 0, else 'undecided'. A family fails if its "
-    "eta_adaptive_free is decided 'exponential' with a factor per layer q < 1, passes if "
-    "it is decided 'power' or 'exponential' with q >= 1 (a step that grows with N, up to "
-    "its cap). Not supported if any family fails; supported if there are families and all "
-    "pass; inconclusive otherwise ('undecided', 'insufficient data', no family). The "
-    "fits of the other steps are reported in claim2_fits.csv, not judged",
-    3: "population: N = 2 runs with step multiple <= 1 and full flow time (not "
-    "budget_capped) from starts off the exactly balanced rank-deficient set. Part A: "
-    f"unknown with fewer than {MIN_RUNS} such runs; fails if more than "
-    f"{1 - OPTIMAL_FRACTION:.0%} of them ended (converged or diverged) away from the "
-    f"global minimum; holds if >= {OPTIMAL_FRACTION:.0%} reached it; unknown otherwise "
-    "(the shortfall did not finish within budget). Part B, escape time t against xi "
-    "(theory.md 8) per cell of perturbed rank-deficient N = 2 starts with step multiple "
-    f"<= 1, fitted on the xi levels where every run escaped (>= {stats.MIN_PER_LEVEL} "
-    f"runs each; cells with fewer than {stats.MIN_LEVELS} such levels are left out): the "
-    f"{_BOOT} of log(RSS_log / RSS_pow) in log t of t = a + b log(1/xi) against "
-    "t = c xi^s, resampling runs within each level, decides 'power' if above 0, 'log' if "
-    "below 0, else 'undecided'; B fails if any cell is 'power', holds if there are cells "
-    "and all are 'log', else unknown. Not supported if A or B fails; supported if both "
-    "hold; inconclusive otherwise",
-    4: "population: N >= 3 runs with step multiple <= 1 that converged. Part A: unknown "
-    f"with fewer than {MIN_RUNS} such runs; holds if >= {OPTIMAL_FRACTION:.0%} are optimal "
-    "on the manifold of their limit rank (rank_optimal; a stall at P = 0 below the "
-    "target rank is not), fails otherwise. Part B, escape cells of perturbed "
-    "rank-deficient N >= 3 starts decided as in claim 3: fails if any cell is 'log' or "
-    "the 95% interval of its fitted power s of xi lies outside the band "
-    f"(2 - N)(1 +- {EXPONENT_RTOL:g}); holds if there are cells and all are 'power' "
-    "(with intervals meeting the band); else unknown. Not supported if A or B fails; "
-    "supported if both hold; inconclusive otherwise",
-    5: "evidence: constant-step runs of the step-multiple grid, paired by start (a start "
-    "with runs at multiples <= 1 and > 1), and the threshold search (critical multiple: "
-    "the largest converging multiple found by bisection); edge of stability "
-    "eos_eta = 2 / S of the balanced minimizer (theory.md 9), replaced by eos_eta_max "
-    "where the table gives it (an upper bound on 2 / S over all global minimizers: the "
-    "balanced minimizer is the flattest only for whitened data). Not supported if "
-    "paired runs above the bound fail (do not converge) no more often than paired runs "
-    "within it, if failure sets in below the bound (a run within the bound diverged, or "
-    "a critical multiple is below 1), or if it sets in above the edge of stability (a "
-    "grid run converged to a global minimum, or a search start converged, at a step "
-    f"above that edge times (1 + {EOS_TOL:g})). Otherwise supported if some start that "
-    "converged at every multiple <= 1 failed at a multiple > 1; inconclusive if there "
-    "is no such failure (in particular no paired start)",
-    6: "evidence: the tanh step-size sweep (constant steps at multiples of the linear "
-    "certified step of each start, theory.md 16; one row per run with status) and the "
-    "tanh critical steps (one row per start: largest converging constant step found by "
-    "bisection, NaN if none). Part A (convergence below the critical step): sweep runs at "
-    "multiples <= 1 that got their full gradient-flow time (not budget_capped); unknown "
-    f"with fewer than {MIN_RUNS}; fails if any of them diverged or "
-    f"fewer than {TANH_CONVERGED_FRACTION:.0%} converged; holds otherwise. Part B (failure "
-    "past it): fails if at some depth more than "
-    f"{TANH_TOP_CONVERGED:.0%} of the starts converged at the sweep's largest multiple "
-    "(no failure even far past the linear step); holds if at every depth some start that "
-    "converged at every multiple <= 1 failed (did not converge) at a larger multiple; "
-    "unknown otherwise. Part C (critical step against depth, stats.depth_law on the tanh "
-    "critical steps as in claim 2): fails if decided 'exponential' with the bootstrap "
-    "95% interval of the factor per layer q below 1 (exponentially small in N); holds if "
-    "decided 'power', or 'exponential' with the interval of q above 1 (growing with N); "
-    "unknown otherwise ('undecided', 'insufficient data'). Not supported if any part "
-    "fails; supported if all three hold; inconclusive otherwise. The linear critical "
-    "steps of the same starts and the decrease violations of the linear certified "
-    "schedule on the tanh weights are reported, not judged",
-}
 
-
-def _row(claim: int, evidence: str, n: int, measured: str, verdict: str) -> dict:
+def _row(evidence: str, n: int, measured: str, verdict: str, headline: str) -> dict:
+    """A judge's answer: the evidence and its run count, the measured quantities, the
+    verdict and its headline (the one number that decides it, for the README)."""
     return {
-        "claim": claim,
-        "statement": STATEMENTS[claim],
         "evidence": evidence,
         "n_runs": int(n),
         "measured": measured,
         "verdict": verdict,
-        "rule": RULES[claim],
+        "headline": headline,
     }
 
 
@@ -171,21 +81,23 @@ def _checked(table: pd.DataFrame, columns: list[str], name: str) -> pd.DataFrame
     return table.assign(**numeric)
 
 
+#: Columns of runs.csv that give a run's step in units of its certified bound.
+STEP_COLUMNS = ["step_unit", "step_multiple", "eta", "eta_bound"]
+
+
 def _multiple(runs: pd.DataFrame) -> pd.Series:
-    """Step multiple of the certified bound: ``eta / eta_bound`` where both are logged
-    (an absolute step too), else ``step_multiple``."""
-    if {"eta", "eta_bound"} <= set(runs.columns):
-        return runs["eta"] / runs["eta_bound"]
-    return runs["step_multiple"]
+    """Step over the run's certified step: ``step_multiple`` where ``step_unit`` is
+    ``certified``, ``eta / eta_bound`` for an absolute step (``step_unit`` ``absolute``)."""
+    return runs["step_multiple"].where(
+        runs["step_unit"] == "certified", runs["eta"] / runs["eta_bound"]
+    )
 
 
 def _edge(table: pd.DataFrame) -> pd.Series:
-    """The edge-of-stability step claim 5 checks the onset against: ``eos_eta_max`` where
-    the table gives it (an upper bound on ``2 / S`` over all global minimizers, for data
-    on which the balanced minimizer is not the flattest), else ``eos_eta``."""
-    if "eos_eta_max" in table.columns:
-        return table["eos_eta_max"].fillna(table["eos_eta"])
-    return table["eos_eta"]
+    """The edge-of-stability step claim 5 checks the onset against: ``eos_eta_max``, an
+    upper bound on ``2 / S`` over all global minimizers (``eos_eta``, the balanced
+    minimizer's, is not it where that minimizer is not the flattest; theory.md 13)."""
+    return table["eos_eta_max"]
 
 
 def _r_max(widths: str) -> int:
@@ -211,17 +123,17 @@ def _flag(series: pd.Series) -> pd.Series:
 
 
 RUN_COLUMNS_1 = [
-    "depth", "widths", "init", "init_rank", "status", "decrease_failures", "drift_failures",
-    "norm_failures", "budget_capped", "gtol",
+    "experiment", "depth", "widths", "init", "init_rank", "status", "decrease_failures",
+    "drift_failures", "norm_failures", "budget_capped", "gtol",
 ]  # fmt: skip
 
 
 def claim1(runs: pd.DataFrame) -> dict:
-    """Claim 1 by :data:`RULES` [1]."""
-    runs = _checked(runs, [*RUN_COLUMNS_1, "step_multiple"], "runs")
+    """Claim 1 by its rule (:data:`CLAIMS`, theory.md 13)."""
+    runs = _checked(runs, [*RUN_COLUMNS_1, *STEP_COLUMNS], "runs")
     w = runs[_multiple(runs) <= 1]
     if w.empty:
-        return _row(1, "no run within the bound", 0, "", INCONCLUSIVE)
+        return _row("no run within the bound", 0, "", INCONCLUSIVE, "no run within the bound")
     counts = {
         "sufficient decrease": int((w["decrease_failures"] > 0).sum()),
         "balance-drift bound": int((w["drift_failures"] > 0).sum()),
@@ -247,10 +159,13 @@ def claim1(runs: pd.DataFrame) -> dict:
         verdict = INCONCLUSIVE
     else:
         verdict = SUPPORTED if frac >= CONVERGED_FRACTION else NOT_SUPPORTED
-    evidence = "runs with multiple <= 1"
-    if "experiment" in w.columns:
-        evidence += f" ({w['experiment'].nunique()} experiments)"
-    return _row(1, evidence, len(w), measured, verdict)
+    evidence = f"runs with multiple <= 1 ({w['experiment'].nunique()} experiments)"
+    headline = (
+        f"{n_conv}/{len(e)} eligible runs within the bound converged ({frac:.1%}, "
+        f"{CONVERGED_FRACTION:.0%} needed); {sum(counts.values())} broke a guarantee, "
+        f"{diverged} diverged"
+    )
+    return _row(evidence, len(w), measured, verdict, headline)
 
 
 #: The steps whose depth laws claim 2 fits (theory.md 13): the judged one first.
@@ -290,7 +205,7 @@ def _law_text(r, short: bool = False) -> str:
 
 
 def claim2(thresholds: pd.DataFrame) -> dict:
-    """Claim 2 by :data:`RULES` [2], from the per-start threshold search."""
+    """Claim 2 by its rule (:data:`CLAIMS`), from the per-start threshold search."""
     fits = claim2_fits(thresholds)
     judged = fits[fits["column"] == CLAIM2_STEPS[0]]
     texts = [_law_text(r) for r in judged.itertuples()]
@@ -302,8 +217,8 @@ def claim2(thresholds: pd.DataFrame) -> dict:
     measured = "; ".join(texts)
     n = len(thresholds)
     if judged.empty:
-        return _row(2, "no start family", n, measured, INCONCLUSIVE)
-    q = judged["q"].to_numpy(float) if "q" in judged else np.full(len(judged), np.nan)
+        return _row("no start family", n, measured, INCONCLUSIVE, "no start family")
+    q = judged["q"].to_numpy(float)
     decays = (judged["decision"] == "exponential").to_numpy() & (q < 1)
     passes = (judged["decision"] == "power").to_numpy() | (
         (judged["decision"] == "exponential").to_numpy() & (q >= 1)
@@ -319,7 +234,12 @@ def claim2(thresholds: pd.DataFrame) -> dict:
         f"{judged['family'].nunique()} "
         "start families"
     )
-    return _row(2, evidence, n, measured, verdict)
+    headline = (
+        f"{int(passes.sum())}/{len(judged)} start families pass (certified step at the "
+        f"start: power law in N, or growing); {int(decays.sum())} decay exponentially, "
+        f"{int((~passes & ~decays).sum())} undecided"
+    )
+    return _row(evidence, n, measured, verdict, headline)
 
 
 #: Columns claims 3 and 4 read for the escape laws (:func:`deeplinear.stats.escape_law`).
@@ -351,8 +271,10 @@ def _combine(a: bool | None, b: bool | None) -> str:
 
 
 def claim3(runs: pd.DataFrame) -> dict:
-    """Claim 3 by :data:`RULES` [3] (escape cells from the per-run times in ``runs``)."""
-    runs = _checked(runs, [*ESCAPE_RUN_COLUMNS, "budget_capped", "global_optimal"], "runs")
+    """Claim 3 by its rule (:data:`CLAIMS`; escape cells from the per-run times in
+    ``runs``)."""
+    need = [*ESCAPE_RUN_COLUMNS, *STEP_COLUMNS, "budget_capped", "global_optimal"]
+    runs = _checked(runs, need, "runs")
     w = runs[(runs["depth"] == 2) & (_multiple(runs) <= 1)]
     w = w[~_exact_deficient(w) & ~_flag(w["budget_capped"])]
     glob = _flag(w["global_optimal"])
@@ -377,13 +299,19 @@ def claim3(runs: pd.DataFrame) -> dict:
         f"{escape_text}"
     )
     evidence = "N = 2, multiple <= 1, full flow time, starts off the measure-zero set"
-    return _row(3, evidence, n, measured, _combine(part_a, part_b))
+    headline = (
+        f"{n_glob}/{n} N = 2 runs within the bound reached the global minimum ({frac:.1%}, "
+        f"{OPTIMAL_FRACTION:.0%} needed); escape time log in 1/xi in "
+        f"{int((laws['decision'] == 'log').sum())}/{len(laws)} cells"
+    )
+    return _row(evidence, n, measured, _combine(part_a, part_b), headline)
 
 
 def claim4(runs: pd.DataFrame) -> dict:
-    """Claim 4 by :data:`RULES` [4] (escape cells from the per-run times in ``runs``)."""
+    """Claim 4 by its rule (:data:`CLAIMS`; escape cells from the per-run times in
+    ``runs``)."""
     need = ["status", "rank_optimal", "global_optimal", "final_rank"]
-    runs = _checked(runs, [*ESCAPE_RUN_COLUMNS, *need], "runs")
+    runs = _checked(runs, [*ESCAPE_RUN_COLUMNS, *STEP_COLUMNS, *need], "runs")
     w = runs[(runs["depth"] >= 3) & (_multiple(runs) <= 1)]
     c = w[w["status"] == "converged"]
     opt = _flag(c["rank_optimal"])
@@ -406,7 +334,13 @@ def claim4(runs: pd.DataFrame) -> dict:
         f"{escape_text}"
     )
     evidence = "converged N >= 3 runs with multiple <= 1"
-    return _row(4, evidence, n, measured, _combine(part_a, part_b))
+    as_predicted = (laws["decision"] == "power") & ~outside
+    headline = (
+        f"{n_opt}/{n} converged N >= 3 runs within the bound optimal on the manifold of "
+        f"their limit rank ({frac:.1%}, {OPTIMAL_FRACTION:.0%} needed); escape power of xi "
+        f"as predicted in {int(as_predicted.sum())}/{len(laws)} cells"
+    )
+    return _row(evidence, n, measured, _combine(part_a, part_b), headline)
 
 
 #: Columns of runs.csv that identify a start of the step-multiple grid (its cell: all
@@ -425,14 +359,12 @@ _GRID_COUNTS = ["_fail_within_n", "_within_n", "_fail_above_n", "_above_n", "_fa
 
 def _grid_onset(runs: pd.DataFrame) -> pd.DataFrame:
     """Per cell of constant-step grid runs: where failure sets in (see failure_onset)."""
-    keys = [k for k in START_KEYS if k in runs.columns and k != "seed"]
-    r = runs
-    if "step_rule" in r.columns:
-        r = r[r["step_rule"] == "constant"]
+    keys = [k for k in START_KEYS if k != "seed"]
+    r = runs[runs["step_rule"] == "constant"]
     r = r.assign(
         _m=_multiple(r),
         _fail=r["status"] != "converged",
-        _over_eos=r["eta_bound"] * _multiple(r) / _edge(r),
+        _over_eos=r["eta"] / _edge(r),
         _glob=_flag(r["global_optimal"]),
     )
     rows = []
@@ -487,15 +419,12 @@ def _search_onset(thresholds: pd.DataFrame) -> pd.DataFrame:
     """Per start family and depth of the threshold search: the critical multiple (the
     largest converging multiple found by bisection) against the edge of stability."""
     t = thresholds
-    keys = [k for k in ("family", "dataset", "depth", "widths") if k in t.columns]
+    keys = ["family", "dataset", "depth", "widths"]
     rows = []
     for cell, g in t.groupby(keys, sort=True, dropna=False):
         cell = dict(zip(keys, cell, strict=True))
         found = g[np.isfinite(g["critical_eta"])]
-        sharp = (
-            found["sharpness_reached"] if "sharpness_reached" in found else pd.Series(dtype=float)
-        )
-        prod = (found["critical_eta"] * sharp).max() if len(found) and len(sharp) else np.nan
+        prod = (found["critical_eta"] * found["sharpness_reached"]).max() if len(found) else np.nan
         rows.append(
             cell
             | {
@@ -518,9 +447,10 @@ def _search_onset(thresholds: pd.DataFrame) -> pd.DataFrame:
 
 def _onset(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
     """Onset table with the private count columns the verdict needs."""
-    need = ["depth", "widths", "init", "status", "seed", "step_multiple", "eta_bound", "eos_eta"]
+    need = [*START_KEYS, "step_rule", *STEP_COLUMNS, "status", "eos_eta", "eos_eta_max"]
     runs = _checked(runs, [*need, "global_optimal"], "runs")
-    need = ["depth", "eta_cert", "critical_multiple", "critical_eta", "eos_eta"]
+    need = ["family", "dataset", "depth", "widths", "eta_cert", "critical_multiple",
+            "critical_eta", "eos_eta", "eos_eta_max", "sharpness_reached"]  # fmt: skip
     thresholds = _checked(thresholds, need, "thresholds")
     parts = [p for p in (_grid_onset(runs), _search_onset(thresholds)) if len(p)]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
@@ -559,14 +489,15 @@ def failure_onset(runs: pd.DataFrame, thresholds: pd.DataFrame) -> pd.DataFrame:
 
 
 def claim5(runs: pd.DataFrame, thresholds: pd.DataFrame) -> dict:
-    """Claim 5 by :data:`RULES` [5]."""
+    """Claim 5 by its rule (:data:`CLAIMS`, theory.md 13)."""
     onset = _onset(runs, thresholds)
     grid = onset[onset["source"] == "grid"]
     search = onset[onset["source"] == "search"]
     n_paired = int(grid["n_paired"].sum()) if len(grid) else 0
     n_critical = int(search["n_paired"].sum()) if len(search) else 0
     if n_paired == 0 and n_critical == 0:
-        return _row(5, "no paired start and no critical step", 0, "", INCONCLUSIVE)
+        none = "no paired start and no critical step"
+        return _row(none, 0, "", INCONCLUSIVE, none)
     total = grid[_GRID_COUNTS].sum()
     rate_within = total["_fail_within_n"] / total["_within_n"] if n_paired else np.nan
     rate_above = total["_fail_above_n"] / total["_above_n"] if n_paired else np.nan
@@ -595,41 +526,13 @@ def claim5(runs: pd.DataFrame, thresholds: pd.DataFrame) -> dict:
     else:
         verdict = INCONCLUSIVE
     evidence = "constant-step grid paired by start, and the threshold search"
-    return _row(5, evidence, int(total["_above_n"]) + n_critical, measured, verdict)
-
-
-def verdicts(
-    runs: pd.DataFrame, thresholds: pd.DataFrame, escape: pd.DataFrame | None = None
-) -> pd.DataFrame:
-    """The claims table: one row per claim.
-
-    ``thresholds`` is the per-start threshold search. ``escape`` (escape_scaling.csv) is
-    not read: claims 3 and 4 bootstrap the per-run escape times in ``runs``; the argument
-    stays so that existing callers keep working.
-    """
-    rows = [
-        claim1(runs),
-        claim2(thresholds),
-        claim3(runs),
-        claim4(runs),
-        claim5(runs, thresholds),
-    ]
-    return pd.DataFrame(rows)
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """The claims table as Markdown (for the README)."""
-    lines = ["| claim | statement | evidence (runs) | measured | verdict |", "|---" * 5 + "|"]
-    for r in table.itertuples():
-        lines.append(
-            f"| {r.claim} | {r.statement} | {r.evidence} ({r.n_runs}) | {r.measured} "
-            f"| **{r.verdict}** |"
-        )
-    lines.append("")
-    lines.append("Rules (applied by `deeplinear.claims` to the tables, never by hand):")
-    lines.append("")
-    lines += [f"{r.claim}. {r.rule}." for r in table.itertuples()]
-    return "\n".join(lines) + "\n"
+    headline = (
+        f"{rates} ({n_paired} paired starts); {n_fail_conv} failures above the bound from "
+        f"starts that converged within it; failure below the bound in "
+        f"{int(onset['below_bound'].sum())} cells, above the edge of stability in "
+        f"{int(onset['above_eos'].sum())}"
+    )
+    return _row(evidence, int(total["_above_n"]) + n_critical, measured, verdict, headline)
 
 
 #: Columns claim 6 reads: the tanh sweep (one row per run) and critical steps (per start).
@@ -645,18 +548,25 @@ def _tanh_law(critical: pd.DataFrame, activation: str) -> pd.Series | None:
     return stats.depth_law(sel.assign(family=activation), "critical_eta").iloc[0]
 
 
-def claim6(sweep: pd.DataFrame, critical: pd.DataFrame, violations: int | None = None) -> dict:
-    """Claim 6 by :data:`RULES` [6] (theory.md 13 and 15).
+def claim6(
+    sweep: pd.DataFrame, critical: pd.DataFrame, schedule: pd.DataFrame | None = None
+) -> dict:
+    """Claim 6 by its rule (:data:`CLAIMS`; theory.md 13 and 16).
 
     ``sweep``: one row per tanh sweep run with ``depth, seed, multiple`` (step over the
     start's linear certified step) and ``status``; ``critical``: one row per start with
     ``activation`` (the tanh reading's, and ``identity`` for the linear comparison),
-    ``depth, seed, critical_eta``. The linear row and ``violations`` (decrease violations of
-    the linear certified schedule on the tanh weights) are reported, not judged.
+    ``depth, seed, critical_eta``; ``schedule``: one row per start with
+    ``decrease_violations`` of the linear certified schedule on the tanh weights. The
+    linear row and the violations are reported, not judged.
     """
     sweep = _checked(sweep, TANH_SWEEP_COLUMNS, "tanh sweep")
     sweep = sweep.assign(multiple=pd.to_numeric(sweep["multiple"]))
     critical = _checked(critical, TANH_CRITICAL_COLUMNS, "tanh critical steps")
+    violations = None
+    if schedule is not None:
+        schedule = _checked(schedule, ["decrease_violations"], "tanh schedule")
+        violations = int(pd.to_numeric(schedule["decrease_violations"]).sum())
     conv = sweep["status"] == "converged"
     within = sweep["multiple"] <= 1.0
     eligible = within & ~_flag(sweep["budget_capped"])
@@ -720,9 +630,229 @@ def claim6(sweep: pd.DataFrame, critical: pd.DataFrame, violations: int | None =
     if violations is not None:
         texts.append(f"linear certified schedule on tanh weights: {violations} decrease violations")
     evidence = f"tanh step-size sweep, depths {','.join(str(int(N)) for N in depths)}"
-    return _row(6, evidence, len(sweep), "; ".join(texts), verdict)
+    top = max(top_frac) if len(top_frac) else float("nan")
+    c_text = "no law" if law is None else f"{law['decision']}, p = {law['p']:.2f}"
+    headline = (
+        f"A {word[a]} ({frac:.0%} of {n_within} runs within the linear step converged), "
+        f"B {word[b]} (at most {top:.0%} converged at the top multiple), C {word[c]} "
+        f"(tanh critical step: {c_text})"
+    )
+    return _row(evidence, len(sweep), "; ".join(texts), verdict, headline)
 
 
-def no_tanh() -> dict:
-    """Claim 6 without the tanh tables (a config without ``tanh``): inconclusive."""
-    return _row(6, "no tanh sweep in this config", 0, "no data", INCONCLUSIVE)
+# --- the registry --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One claim: its ``statement``, its ``rule`` (stated before any result, the same text
+    as theory.md 13) and the ``judge`` that applies the rule to the tables named by
+    ``inputs`` (keys of :data:`deeplinear.tables.FILES`, passed in that order). ``needs``
+    names the config section that plans the inputs (like :attr:`Figure.needs
+    <deeplinear.figures.Figure>`): without it the tables are absent and the claim is
+    ``inconclusive``. The judge returns the fields of :func:`_row`."""
+
+    number: int
+    statement: str
+    rule: str
+    judge: Callable[..., dict]
+    inputs: tuple[str, ...]
+    needs: str | None = None
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim(
+        1,
+        "Within the step-size bound GD stays bounded, stays approximately balanced, "
+        "decreases the loss and converges",
+        "runs within the bound are those with step multiple <= 1; eligible are those of "
+        "them that got their full gradient-flow time (not budget_capped), had a convergence "
+        "stop (gtol > 0: with gtol = 0 a run always ends budget_exhausted) and start off the "
+        "balanced rank-deficient set (init balanced or near_balanced with init_rank below the "
+        "bottleneck: they sit on a plateau by design, theory.md 8). Not supported if a run "
+        "within the bound broke sufficient decrease, the balance-drift bound or the "
+        "layer-norm bound at some iteration (decrease_failures, drift_failures or "
+        "norm_failures > 0) or diverged. Otherwise: inconclusive if there is no run within "
+        f"the bound or fewer than {MIN_RUNS} eligible runs; supported if >= "
+        f"{CONVERGED_FRACTION:.0%} of the eligible runs converged, not supported if fewer",
+        claim1,
+        ("runs",),
+    ),
+    Claim(
+        2,
+        "The maximal permissible step size does not decrease exponentially with the depth N",
+        "judged: the certified step of the adaptive schedule at the start before its cap "
+        "(eta_adaptive_free, theory.md 14; the schedule's step is the smaller of it and the cap "
+        "2 / (lam_min N sigma^(2(N-1)/N)), polynomial in N by its formula), for every start "
+        "family of the threshold search, balanced or not. Per family and step (also reported: "
+        "eta_adaptive_start, the capped step, eta_adaptive_end, the certified step at the point "
+        "an adaptive run reaches, the critical step and the constant bound eta_cert), log(eta) "
+        "over all starts is fitted by a power law a + p log N and by an "
+        f"exponential a + N log q (only depths with >= {stats.MIN_PER_DEPTH} measured starts; "
+        f"'insufficient data' with fewer than {stats.MIN_DEPTHS} such depths); the {_BOOT} of "
+        "log(RSS_exp / RSS_pow), resampling starts within each depth, decides 'power' if it "
+        "lies above 0, 'exponential' if below 0, else 'undecided'. A family fails if its "
+        "eta_adaptive_free is decided 'exponential' with a factor per layer q < 1, passes if "
+        "it is decided 'power' or 'exponential' with q >= 1 (a step that grows with N, up to "
+        "its cap). Not supported if any family fails; supported if there are families and all "
+        "pass; inconclusive otherwise ('undecided', 'insufficient data', no family). The "
+        "fits of the other steps are reported in claim2_fits.csv, not judged",
+        claim2,
+        ("thresholds",),
+    ),
+    Claim(
+        3,
+        "N = 2: for almost all starts GD converges to a global minimum",
+        "population: N = 2 runs with step multiple <= 1 and full flow time (not "
+        "budget_capped) from starts off the exactly balanced rank-deficient set. Part A: "
+        f"unknown with fewer than {MIN_RUNS} such runs; fails if more than "
+        f"{1 - OPTIMAL_FRACTION:.0%} of them ended (converged or diverged) away from the "
+        f"global minimum; holds if >= {OPTIMAL_FRACTION:.0%} reached it; unknown otherwise "
+        "(the shortfall did not finish within budget). Part B, escape time t against xi "
+        "(theory.md 8) per cell of perturbed rank-deficient N = 2 starts with step multiple "
+        f"<= 1, fitted on the xi levels where every run escaped (>= {stats.MIN_PER_LEVEL} "
+        f"runs each; cells with fewer than {stats.MIN_LEVELS} such levels are left out): the "
+        f"{_BOOT} of log(RSS_log / RSS_pow) in log t of t = a + b log(1/xi) against "
+        "t = c xi^s, resampling runs within each level, decides 'power' if above 0, 'log' if "
+        "below 0, else 'undecided'; B fails if any cell is 'power', holds if there are cells "
+        "and all are 'log', else unknown. Not supported if A or B fails; supported if both "
+        "hold; inconclusive otherwise",
+        claim3,
+        ("runs",),
+    ),
+    Claim(
+        4,
+        "N >= 3: GD converges to the optimum on the manifold of some rank r, r not fixed a priori",
+        "population: N >= 3 runs with step multiple <= 1 that converged. Part A: unknown "
+        f"with fewer than {MIN_RUNS} such runs; holds if >= {OPTIMAL_FRACTION:.0%} are optimal "
+        "on the manifold of their limit rank (rank_optimal; a stall at P = 0 below the "
+        "target rank is not), fails otherwise. Part B, escape cells of perturbed "
+        "rank-deficient N >= 3 starts decided as in claim 3: fails if any cell is 'log' or "
+        "the 95% interval of its fitted power s of xi lies outside the band "
+        f"(2 - N)(1 +- {EXPONENT_RTOL:g}); holds if there are cells and all are 'power' "
+        "(with intervals meeting the band); else unknown. Not supported if A or B fails; "
+        "supported if both hold; inconclusive otherwise",
+        claim4,
+        ("runs",),
+    ),
+    Claim(
+        5,
+        "Step sizes beyond the bound can make training fail",
+        "evidence: constant-step runs of the step-multiple grid, paired by start (a start "
+        "with runs at multiples <= 1 and > 1), and the threshold search (critical multiple: "
+        "the largest converging multiple found by bisection); edge of stability "
+        "eos_eta = 2 / S of the balanced minimizer (theory.md 9), replaced by eos_eta_max "
+        "where the table gives it (an upper bound on 2 / S over all global minimizers: the "
+        "balanced minimizer is the flattest only for whitened data). Not supported if "
+        "paired runs above the bound fail (do not converge) no more often than paired runs "
+        "within it, if failure sets in below the bound (a run within the bound diverged, or "
+        "a critical multiple is below 1), or if it sets in above the edge of stability (a "
+        "grid run converged to a global minimum, or a search start converged, at a step "
+        f"above that edge times (1 + {EOS_TOL:g})). Otherwise supported if some start that "
+        "converged at every multiple <= 1 failed at a multiple > 1; inconclusive if there "
+        "is no such failure (in particular no paired start)",
+        claim5,
+        ("runs", "thresholds"),
+    ),
+    Claim(
+        6,
+        "GD on tanh networks behaves as the linear theory predicts: convergence at a constant "
+        "step below the critical step, failure past it, critical step not exponentially small in N",
+        "evidence: the tanh step-size sweep (constant steps at multiples of the linear "
+        "certified step of each start, theory.md 16; one row per run with status) and the "
+        "tanh critical steps (one row per start: largest converging constant step found by "
+        "bisection, NaN if none). Part A (convergence below the critical step): sweep runs at "
+        "multiples <= 1 that got their full gradient-flow time (not budget_capped); unknown "
+        f"with fewer than {MIN_RUNS}; fails if any of them diverged or "
+        f"fewer than {TANH_CONVERGED_FRACTION:.0%} converged; holds otherwise. Part B (failure "
+        "past it): fails if at some depth more than "
+        f"{TANH_TOP_CONVERGED:.0%} of the starts converged at the sweep's largest multiple "
+        "(no failure even far past the linear step); holds if at every depth some start that "
+        "converged at every multiple <= 1 failed (did not converge) at a larger multiple; "
+        "unknown otherwise. Part C (critical step against depth, stats.depth_law on the tanh "
+        "critical steps as in claim 2): fails if decided 'exponential' with the bootstrap "
+        "95% interval of the factor per layer q below 1 (exponentially small in N); holds if "
+        "decided 'power', or 'exponential' with the interval of q above 1 (growing with N); "
+        "unknown otherwise ('undecided', 'insufficient data'). Not supported if any part "
+        "fails; supported if all three hold; inconclusive otherwise. The linear critical "
+        "steps of the same starts and the decrease violations of the linear certified "
+        "schedule on the tanh weights are reported, not judged",
+        claim6,
+        ("tanh_sweep", "tanh_critical", "tanh_schedule"),
+        needs="tanh",
+    ),
+)
+
+
+def by_number() -> dict[int, Claim]:
+    return {c.number: c for c in CLAIMS}
+
+
+def planned_inputs(config: Mapping) -> tuple[str, ...]:
+    """The tables the claims of a config read (registry order, each once): every
+    claim's inputs, those of a claim whose ``needs`` section the config lacks left out."""
+    names = [t for c in CLAIMS if c.needs is None or c.needs in config for t in c.inputs]
+    return tuple(dict.fromkeys(names))
+
+
+def verdict_row(claim: Claim, inputs: Mapping[str, pd.DataFrame]) -> dict:
+    """The claims table's row of ``claim``: its judge on its input tables, or
+    ``inconclusive`` when the inputs of a claim with ``needs`` are all absent. A required
+    table that is absent raises :class:`InputError` naming it."""
+    missing = [t for t in claim.inputs if t not in inputs]
+    if missing and claim.needs is not None and len(missing) == len(claim.inputs):
+        none = f"no {claim.needs} tables in this config"
+        answer = _row(none, 0, "no data", INCONCLUSIVE, none)
+    elif missing:
+        raise InputError(f"claim {claim.number} needs the table(s) {', '.join(missing)}")
+    else:
+        answer = claim.judge(*(inputs[t] for t in claim.inputs))
+    row = {"claim": claim.number, "statement": claim.statement, **answer, "rule": claim.rule}
+    return {c: row[c] for c in tables.CLAIMS.names}
+
+
+def verdicts(inputs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """The claims table (:data:`deeplinear.tables.CLAIMS`): one row per claim of
+    :data:`CLAIMS`, from the tables ``inputs`` (name -> table, :func:`planned_inputs`)."""
+    return pd.DataFrame([verdict_row(c, inputs) for c in CLAIMS], columns=list(tables.CLAIMS.names))
+
+
+def anchor(number: int) -> str:
+    """The anchor of a claim's section in claims.md (its heading ``## Claim N``)."""
+    return f"claim-{number}"
+
+
+#: The header of the headline table: claims.md's first table and the README's claims block.
+HEADLINE_HEADER = "| claim | verdict | what decides it |\n|---|---|---|"
+
+
+def headline_line(row, link: str) -> str:
+    """One claim's line of the headline table; ``link`` is the target of its number."""
+    return f"| [{row.claim}]({link}) | **{row.verdict}** | {row.headline} |"
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """claims.md: the headline table (one line per claim: verdict and the number that
+    decides it, linked to the claim's section), then one section per claim with its
+    statement, evidence, measured quantities, verdict and rule."""
+    lines = [
+        "# Claims: verdicts and evidence",
+        "",
+        "Computed by rule `claims` (`deeplinear.claims`) from the result tables; the rules are "
+        "docs/theory.md section 13, applied by the code, never by hand.",
+        "",
+        HEADLINE_HEADER,
+    ]
+    lines += [headline_line(r, f"#{anchor(r.claim)}") for r in table.itertuples()]
+    for r in table.itertuples():
+        lines += [
+            "",
+            f"## Claim {r.claim}",
+            "",
+            f"**{r.statement}.** Verdict: **{r.verdict}** ({r.headline}).",
+            "",
+            f"- Evidence ({r.n_runs} runs): {r.evidence}.",
+            f"- Measured: {r.measured}.",
+            f"- Rule: {r.rule}.",
+        ]
+    return "\n".join(lines) + "\n"

@@ -213,6 +213,7 @@ def summarize(
                 "seed": run["seed"],
                 "step_rule": run["step_rule"],
                 "step_multiple": run["step_multiple"],
+                "step_unit": run["step_unit"],
                 "eta": eta[i],
                 "eta_bound": eta_bound,
                 "eos_eta": eos_eta,

@@ -145,3 +145,24 @@ def by_name() -> dict[str, Figure]:
 def needed_experiments() -> set[str]:
     """Experiment names the figures draw: a config must define each of them."""
     return {exp for f in FIGURES for exp in f.experiments.values()}
+
+
+def claim_problems(figs: tuple[Figure, ...] = FIGURES) -> list[str]:
+    """What is wrong between the figures and the claims registry
+    (:data:`deeplinear.claims.CLAIMS`): a figure naming a claim the registry lacks, a claim
+    of the registry no figure tests. Empty when they agree."""
+    from deeplinear.claims import CLAIMS
+
+    numbers = [c.number for c in CLAIMS]
+    problems = [
+        f"figure {f.name} tests claim {n}, which is not in deeplinear.claims.CLAIMS"
+        for f in figs
+        for n in f.claims
+        if n not in numbers
+    ]
+    problems += [
+        f"claim {n} of deeplinear.claims.CLAIMS is tested by no figure"
+        for n in numbers
+        if not any(n in f.claims for f in figs)
+    ]
+    return problems

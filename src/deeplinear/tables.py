@@ -50,6 +50,8 @@ SEAL_SUFFIX = ".sha256.json"
 #: Step schedules (theory.md 11) and init kinds: the values runs.csv may hold (statuses:
 #: :data:`deeplinear.gd.STATUSES`).
 STEP_RULES = ("constant", "decreasing", "adaptive")
+#: What a step multiple multiplies (config key ``step_unit``): the run's certified step, or 1.
+STEP_UNITS = ("certified", "absolute")
 INIT_KINDS = tuple(INITS)
 #: Verdicts of the claims table (:mod:`deeplinear.claims`).
 VERDICTS = ("supported", "not supported", "inconclusive")
@@ -90,42 +92,6 @@ class Schema:
 def _cols(spec: str, kind: str, nullable: bool = False) -> tuple[Column, ...]:
     return tuple(Column(n, kind, nullable) for n in spec.split())
 
-
-#: ``runs.csv`` (one row per run; pipeline.md, "Output contracts"), also each shard's
-#: ``summary.csv``.
-RUNS = Schema(
-    "runs",
-    (
-        *_cols("run_id experiment dataset", "str"),
-        Column("depth", "int"),
-        Column("widths", "str"),
-        Column("init", "str", allowed=INIT_KINDS),
-        *_cols("init_scale", "float"),
-        Column("init_rank", "int"),
-        *_cols("init_xi init_spread", "float"),
-        Column("seed", "int"),
-        Column("step_rule", "str", allowed=STEP_RULES),
-        *_cols("step_multiple eta eta_bound eos_eta eos_eta_max", "float"),
-        Column("iterations", "int"),
-        Column("budget_capped", "bool"),
-        *_cols("gtol flow_time", "float"),
-        Column("status", "str", allowed=STATUSES),
-        *_cols("initial_loss eps0 delta0", "float"),
-        Column("final_loss", "float", nullable=True),  # NaN: values overflowed (diverged)
-        Column("optimal_loss", "float"),
-        *_cols("final_rank target_rank", "int"),
-        Column("optimal_loss_at_rank", "float", nullable=True),
-        *_cols("rank_optimal global_optimal", "bool"),
-        *_cols("max_weight_norm max_balance_drift", "float", nullable=True),
-        *_cols("bound_drift bound_weight_norm", "float"),
-        *_cols("decrease_failures drift_failures norm_failures", "int"),
-        *_cols("final_grad_norm escape_level escape_time", "float", nullable=True),
-        # the largest, smallest and last step taken (theory.md 11, 14); NaN without a step
-        *_cols("eta_largest eta_smallest eta_final", "float", nullable=True),
-    ),
-    key=("run_id",),
-    runs=True,
-)
 
 #: ``trajectories.parquet`` and each shard's ``.parquet``: logged iterates per run.
 TRAJECTORIES = Schema(
@@ -187,6 +153,43 @@ CELL = (
     *_cols("init_xi init_spread", "float"),
     Column("step_rule", "str", allowed=STEP_RULES),
     Column("step_multiple", "float"),
+)
+
+#: The cell's step columns: in runs.csv they follow the start's columns and ``seed``.
+_STEP = ("step_rule", "step_multiple")
+
+#: ``runs.csv`` (one row per run; pipeline.md, "Output contracts"), also each shard's
+#: ``summary.csv``: ``run_id``, the :data:`CELL` columns with ``seed`` before the step
+#: columns, then the run's own. ``step_unit`` says what ``step_multiple`` multiplies:
+#: the run's certified step (``eta_bound``) or 1 (an absolute step, ``eta``).
+RUNS = Schema(
+    "runs",
+    (
+        Column("run_id", "str"),
+        *(c for c in CELL if c.name not in _STEP),
+        Column("seed", "int"),
+        *(c for c in CELL if c.name in _STEP),
+        Column("step_unit", "str", allowed=STEP_UNITS),
+        *_cols("eta eta_bound eos_eta eos_eta_max", "float"),
+        Column("iterations", "int"),
+        Column("budget_capped", "bool"),
+        *_cols("gtol flow_time", "float"),
+        Column("status", "str", allowed=STATUSES),
+        *_cols("initial_loss eps0 delta0", "float"),
+        Column("final_loss", "float", nullable=True),  # NaN: values overflowed (diverged)
+        Column("optimal_loss", "float"),
+        *_cols("final_rank target_rank", "int"),
+        Column("optimal_loss_at_rank", "float", nullable=True),
+        *_cols("rank_optimal global_optimal", "bool"),
+        *_cols("max_weight_norm max_balance_drift", "float", nullable=True),
+        *_cols("bound_drift bound_weight_norm", "float"),
+        *_cols("decrease_failures drift_failures norm_failures", "int"),
+        *_cols("final_grad_norm escape_level escape_time", "float", nullable=True),
+        # the largest, smallest and last step taken (theory.md 11, 14); NaN without a step
+        *_cols("eta_largest eta_smallest eta_final", "float", nullable=True),
+    ),
+    key=("run_id",),
+    runs=True,
 )
 
 
@@ -269,6 +272,7 @@ CLAIMS = Schema(
         Column("n_runs", "int"),
         Column("measured", "str"),
         Column("verdict", "str", allowed=VERDICTS),
+        Column("headline", "str"),
         Column("rule", "str"),
     ),
     key=("claim",),

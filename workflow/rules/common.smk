@@ -10,6 +10,7 @@ from pathlib import Path
 
 import deeplinear
 from deeplinear import authors, codehash, errors, figures, plan, preflight, tables
+from deeplinear import claims as claims_lib
 from deeplinear import tanh as tanh_lib
 from snakemake.exceptions import WorkflowError
 

@@ -3,12 +3,14 @@ figure registry says, included between markers; nothing else writes the README.
 
     python -m deeplinear.publish.readme README.md results/tables/claims.md
 
-replaces the claims block with the Markdown the workflow's ``claims`` rule wrote, and the
-figures block with the claims each figure tests (:data:`deeplinear.figures.FIGURES`).
+replaces the claims block with one headline line per claim of the registry
+(:data:`deeplinear.claims.CLAIMS`): verdict and the number that decides it, as the
+workflow's ``claims`` rule wrote them in claims.md, linked to the claim's section there;
+and the figures block with the claims each figure tests (:data:`deeplinear.figures.FIGURES`).
 
 Also the DOI and SHA-256 lines that ``deposit --publish`` writes (:data:`DEPOSIT_MARKERS`).
-The science modules are imported only by :func:`figures_markdown`: the rest needs only the
-standard library, as ``deposit`` does.
+The science modules are imported only by :func:`figures_markdown` and
+:func:`claims_markdown`: the rest needs only the standard library, as ``deposit`` does.
 """
 
 from __future__ import annotations
@@ -37,15 +39,43 @@ def with_block(readme: str, markdown: str, start: str = START, end: str = END) -
 
 
 def figures_markdown() -> str:
-    """One line per claim: its statement and the figures (registry) that test it."""
-    from deeplinear.claims import STATEMENTS
-    from deeplinear.figures import FIGURES
+    """One line per claim of the registry: its statement and the figures that test it.
+    Raises ``ValueError`` if the figures and the claims registry disagree
+    (:func:`deeplinear.figures.claim_problems`)."""
+    from deeplinear.claims import CLAIMS
+    from deeplinear.figures import FIGURES, claim_problems
 
+    problems = claim_problems()
+    if problems:
+        raise ValueError("; ".join(problems))
     lines = []
-    for claim, statement in STATEMENTS.items():
-        names = [f"`{f.name}`" for f in FIGURES if claim in f.claims]
-        lines.append(f"{claim}. {statement}: {', '.join(names) or 'no figure'}.")
+    for claim in CLAIMS:
+        names = [f"`{f.name}`" for f in FIGURES if claim.number in f.claims]
+        lines.append(f"{claim.number}. {claim.statement}: {', '.join(names) or 'no figure'}.")
     return "\n".join(lines) + "\n"
+
+
+def claims_markdown(claims_md: str, link: str = "results/tables/claims.md") -> str:
+    """The README's claims block: the headline table of ``claims_md`` (the text of
+    claims.md), one line per claim of the registry in its order, each claim's link
+    pointing at its section in ``link``. Raises ``ValueError`` naming a claim of the
+    registry that claims.md has no headline for (claims.md of another code version)."""
+    from deeplinear.claims import CLAIMS, HEADLINE_HEADER, anchor
+
+    lines = claims_md.splitlines()
+    out = [HEADLINE_HEADER]
+    for claim in CLAIMS:
+        own = f"| [{claim.number}](#{anchor(claim.number)}) |"
+        hits = [line for line in lines if line.startswith(own)]
+        if len(hits) != 1:
+            raise ValueError(
+                f"claims.md has no headline line of claim {claim.number} (or several): "
+                "rebuild it with the workflow (rule claims)"
+            )
+        out.append(
+            hits[0].replace(f"(#{anchor(claim.number)})", f"({link}#{anchor(claim.number)})", 1)
+        )
+    return "\n".join(out) + "\n"
 
 
 def with_deposit_lines(text: str, lines: Mapping[str, str]) -> tuple[str, list[str]]:
@@ -84,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     text = readme.read_text()
     try:
-        updated = with_block(text, claims.read_text())
+        updated = with_block(text, claims_markdown(claims.read_text()))
         updated = with_block(updated, figures_markdown(), FIGURES_START, FIGURES_END)
     except ValueError as err:
-        print(f"{readme}: {err}")
+        print(f"{readme} or {claims}: {err}")
         return 1
     if updated != text:
         write_text_atomic(readme, updated)
