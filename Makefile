@@ -46,7 +46,7 @@ reproduce: $(STAMP)
 	$(if $(CONFIG),,$(MAKE) readme)
 
 readme: $(STAMP)
-	$(BIN)/python -m deeplinear.publish.readme README.md results/tables/claims.md
+	$(BIN)/python -m deeplinear.publish.readme README.md results/tables/claims.md docs/claims.md
 
 $(CFF):
 	$(PYTHON) -m venv .venv-cff

@@ -207,8 +207,15 @@ def test_readme_block_is_replaced_between_markers_only(tmp_path: Path):
     block = new.split(readme.START)[1].split(readme.END)[0]
     assert "old" not in block and block.count("\n") == 3 + len(claims.CLAIMS)
     for c in claims.CLAIMS:
-        link = f"[{c.number}](results/tables/claims.md#claim-{c.number})"
+        link = f"[{c.number}](claims.md#claim-{c.number})"
         assert f"| {link} | **inconclusive** | number {c.number} |" in block
+    # with a committed copy of the evidence, the links point into the copy
+    (tmp_path / "docs").mkdir()
+    assert readme.main([*args, str(tmp_path / "docs/claims.md")]) == 0
+    copy = (tmp_path / "docs/claims.md").read_text()
+    assert copy == f"{readme.COPY_NOTE}\n\n{(tmp_path / 'claims.md').read_text()}"
+    block = (tmp_path / "README.md").read_text().split(readme.START)[1]
+    assert "[1](docs/claims.md#claim-1)" in block
 
 
 def test_the_readme_lists_the_figures_of_the_registry():
