@@ -219,6 +219,18 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class StepSearch:
+    """Settings of a bisection for a step-size limit (:mod:`deeplinear.search`): the budget
+    and tolerances of every probe (``settings``), the bracket's ends as multiples ``lo`` and
+    ``hi`` of a reference step, and the relative precision ``rtol``."""
+
+    settings: Settings
+    lo: float
+    hi: float
+    rtol: float
+
+
+@dataclass(frozen=True)
 class Family:
     """A kind of start on one dataset whose critical step the threshold search measures."""
 
@@ -269,6 +281,11 @@ class ThresholdSearch:
                 shards[f"F{i:02d}-N{depth}"] = members
         settings = Settings(ts["time"], ts["max_iter"], ts["gtol"], 2, base_seed)
         return cls(tuple(families), settings, ts["lo"], ts["hi"], ts["rtol"], tuple(runs), shards)
+
+    @property
+    def step_search(self) -> StepSearch:
+        """The bisection settings of the search, for any set of starts."""
+        return StepSearch(self.settings, self.lo, self.hi, self.rtol)
 
     def family_of(self, shard: str) -> Family:
         return self.families[int(shard.split("-")[0][1:])]
