@@ -26,19 +26,19 @@ RUNS_COLUMNS = tables.RUNS.names
 
 def widths_of(run: Run, ds: Dataset) -> list[int]:
     """``[d_x, hidden, ..., hidden, d_y]`` for the run's depth."""
-    return [ds.X.shape[0]] + [run["hidden"]] * (run["depth"] - 1) + [ds.Y.shape[0]]
+    return [ds.X.shape[0]] + [run.hidden] * (run.depth - 1) + [ds.Y.shape[0]]
 
 
 def initial_weights(run: Run, widths: Sequence[int], base_seed: int) -> list[np.ndarray]:
     """The run's start, from its own seed (:meth:`deeplinear.plan.Run.init_seed`)."""
     options = {}
-    if run["init"] in ("balanced", "near_balanced"):
-        options["rank"] = run["init_rank"]
-        options["spread"] = run["init_spread"]
-    if run["init"] == "near_balanced":
-        options["xi"] = run["init_xi"]
+    if run.init in ("balanced", "near_balanced"):
+        options["rank"] = run.init_rank
+        options["spread"] = run.init_spread
+    if run.init == "near_balanced":
+        options["xi"] = run.init_xi
     rng = np.random.default_rng(run.init_seed(base_seed))
-    return init.make(run["init"], widths, run["init_scale"], rng, **options)
+    return init.make(run.init, widths, run.init_scale, rng, **options)
 
 
 def starts_and_bounds(runs: Sequence[Run], ds: Dataset, settings: Settings):
@@ -108,16 +108,16 @@ def run_shard(
     }
     eta = np.array(
         [
-            run["step_multiple"]
+            run.step_multiple
             * (
                 adaptive[i].eta_start
                 if i in adaptive
-                else (b.eta if run["step_unit"] == "certified" else 1.0)
+                else (b.eta if run.step_unit == "certified" else 1.0)
             )
             for i, (run, b) in enumerate(zip(runs, bounds, strict=True))
         ]
     )
-    multiple = np.array([run["step_multiple"] for run in runs])
+    multiple = np.array([run.step_multiple for run in runs])
     check_moves(runs, prob, starts, eta)
     result = gd.run(
         ds.X,
@@ -140,7 +140,7 @@ def run_shard(
     )  # fmt: skip
     summary = summarize(runs, widths, prob, bounds, eta, result, settings, adaptive)
     traj = result.trajectory.copy()
-    ids = np.array([run["run_id"] for run in runs])
+    ids = np.array([run.run_id for run in runs])
     traj.insert(0, "run_id", ids[traj.pop("run").to_numpy()])
     return summary, traj
 
@@ -200,20 +200,10 @@ def summarize(
             and theory.rank_optimal(result.loss[i], min(rank, r_net), losses, b.eps0)
         )
         rows.append(
-            {
-                "run_id": run["run_id"],
-                "experiment": run["experiment"],
-                "dataset": run["dataset"],
-                "depth": run["depth"],
+            run.as_dict()
+            | {
                 "widths": "-".join(map(str, widths)),
-                "init": run["init"],
-                "init_scale": run["init_scale"],
-                "init_rank": r_max if run["init_rank"] is None else run["init_rank"],
-                "init_xi": run["init_xi"],
-                "init_spread": run["init_spread"],
-                "seed": run["seed"],
-                "step_rule": run["step_rule"],
-                "step_multiple": run["step_multiple"],
+                "init_rank": r_max if run.init_rank is None else run.init_rank,
                 "eta": eta[i],
                 "eta_bound": eta_bound,
                 "eos_eta": eos_eta,
@@ -253,11 +243,11 @@ def summarize(
     return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
-def _escape(run: dict, eta: float, losses: np.ndarray, target: int, logged) -> tuple[float, float]:
+def _escape(run: Run, eta: float, losses: np.ndarray, target: int, logged) -> tuple[float, float]:
     """``(escape level, escape time)`` of a start on or near the rank-``r0`` manifold with
     ``r0 < target`` (theory.md 8); NaN for other starts, time NaN if it never escaped."""
-    r0 = run["init_rank"]
-    if run["init"] not in ("balanced", "near_balanced") or r0 is None or r0 >= target:
+    r0 = run.init_rank
+    if run.init not in ("balanced", "near_balanced") or r0 is None or r0 >= target:
         return math.nan, math.nan
     level = theory.escape_level(losses, int(r0))
     if run.step_rule == "adaptive":

@@ -89,9 +89,6 @@ class Run:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def __getitem__(self, name: str) -> Any:  # runs read like the rows they become
-        return getattr(self, name)
-
     def init_seed(self, base_seed: int) -> np.random.SeedSequence:
         """The seed of the run's initial weights: a function of :data:`INIT_KEYS` only."""
         key = {k: getattr(self, k) for k in INIT_KEYS}
