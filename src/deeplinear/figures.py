@@ -145,3 +145,19 @@ def by_name() -> dict[str, Figure]:
 def needed_experiments() -> set[str]:
     """Experiment names the figures draw: a config must define each of them."""
     return {exp for f in FIGURES for exp in f.experiments.values()}
+
+
+def parameters_table() -> str:
+    """The markdown table of ``notebooks/README.md``: per figure of :data:`FIGURES`, its
+    table parameters (with the table read when it is named otherwise, and the experiment
+    parameter it is filtered by, or "study-wide") and its experiment parameters."""
+    lines = ["| notebook | tables | experiments |", "|---|---|---|"]
+    for fig in FIGURES:
+        cells = []
+        for param, spec in fig.tables.items():
+            table, bound = spec if isinstance(spec, tuple) else (param, spec)
+            named = f"`{param}`" if table == param else f"`{param}` (`{table}`)"
+            cells.append(f"{named} of " + ("the study" if bound is None else f"`{bound}`"))
+        experiments = ", ".join(f"`{p}`" for p in fig.experiments) or "none"
+        lines.append(f"| `{fig.name}` | {', '.join(cells)} | {experiments} |")
+    return "\n".join(lines) + "\n"
