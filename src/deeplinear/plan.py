@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -303,6 +303,8 @@ class Plan:
     figures: Mapping[str, Any]
     results_dir: str
     figures_dir: str
+    #: :func:`size_of` the config, where :func:`build` counted it (else None).
+    size: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_config(
@@ -501,13 +503,14 @@ def build(
     strictly (:func:`read_yaml`: duplicate keys, encoding), ``cfg`` validated and filled
     (:func:`validate`), output locations (:func:`check_locations`) and sizes
     (:func:`check_size`) checked, every dataset built (:func:`dataset_dims`), the plan
-    built (:meth:`Plan.from_config`). Raises :class:`InputError` naming the key or file."""
+    built (:meth:`Plan.from_config`) with its size (``Plan.size``). Raises
+    :class:`InputError` naming the key or file."""
     for path in configfiles:
         read_yaml(path)
     validate(cfg, schema)
     check_locations(cfg, root, is_default(configfiles, root))
-    check_size(cfg, allow_large)
-    return Plan.from_config(cfg, dataset_dims(cfg))
+    size = check_size(cfg, allow_large)
+    return replace(Plan.from_config(cfg, dataset_dims(cfg)), size=size)
 
 
 def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
@@ -685,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"Error in the config ({args[-1]}): {err}", file=sys.stderr)
         return 1
-    size = size_of(cfg)
+    size = plan.size
     print(
         f"{args[1]}: {len(plan.experiments)} experiments and the threshold search: "
         f"{size['runs']} runs in {size['shards']} shards (threshold search: "

@@ -389,6 +389,15 @@ def authors_runs(
     return res, iters
 
 
+def reading_runs(
+    X, Y, reading: dict, depth: int, seeds: Sequence[int], cfg: dict, base_seed: int
+) -> tuple[TanhResult, int]:
+    """:func:`authors_runs` of one reading of ``cfg["readings"]`` (its activation and
+    init) at the config's hidden width."""
+    return authors_runs(X, Y, reading["activation"], reading["init"], cfg["hidden_width"],
+                        depth, seeds, cfg, base_seed)  # fmt: skip
+
+
 def curve_table(res: TanhResult, step_scale: float, depth: int, seeds: Sequence[int]):
     """Logged trajectory in the published axis: ``epoch = step_scale * iteration + 1``."""
     t = res.trajectory
