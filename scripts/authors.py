@@ -18,8 +18,8 @@ with io.script_log(sm.log[0], "authors") as say:
         runs = tables.read(runs_path, "runs", the_plan.run_ids(name))
         traj = tables.read(traj_path, "trajectories", the_plan.run_ids(name))
         critical = []
+        search = the_plan.threshold.step_search  # the config's search on the authors' starts
         for group in authors.by_architecture(the_plan.experiments[name].runs):
-            search = authors.critical_search(the_plan.threshold, group)
             say(f"{name}: critical steps of {len(group)} starts at depth {group[0].depth}")
             steps = critical_steps(group, ds, search, progress=say)
             critical.append(steps.merge(authors.stable_steps(group, ds, search), on="run_id"))

@@ -16,17 +16,7 @@ with io.script_log(sm.log[0], "authors_tanh") as say:
     seeds = list(range(cfg["seeds"]))
     runs, trajectories = [], []
     for N in cfg["depths"]:
-        res, iters = tanh.authors_runs(
-            ds.X,
-            ds.Y,
-            reading["activation"],
-            reading["init"],
-            cfg["hidden_width"],
-            N,
-            seeds,
-            cfg,
-            sm.config["seed"],
-        )
+        res, iters = tanh.reading_runs(ds.X, ds.Y, reading, N, seeds, cfg, sm.config["seed"])
         runs.append(tanh.runs_table(res, reading, N, seeds, cfg))
         trajectories.append(tanh.curve_table(res, cfg["step_scale"], N, seeds))
         say(f"{reading['name']}: N = {N}, {iters} steps, final loss {list(res.loss)}")

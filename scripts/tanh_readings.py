@@ -16,17 +16,7 @@ with io.script_log(sm.log[0], "tanh_readings") as say:
         name = reading["dataset"]
         ds = io.load_dataset(datasets[name], name, sm.config["datasets"][name])
         for N in cfg["depths"]:
-            res, _ = tanh.authors_runs(
-                ds.X,
-                ds.Y,
-                reading["activation"],
-                reading["init"],
-                cfg["hidden_width"],
-                N,
-                [0],
-                cfg,
-                sm.config["seed"],
-            )
+            res, _ = tanh.reading_runs(ds.X, ds.Y, reading, N, [0], cfg, sm.config["seed"])
             c = tanh.curve_table(res, cfg["step_scale"], N, [0])
             curves.append(c.assign(reading=reading["name"]))
             say(f"{reading['name']}: N = {N}, loss {c['loss'].iloc[0]:.3g} -> "

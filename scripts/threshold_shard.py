@@ -8,9 +8,8 @@ with io.script_log(sm.log[0], f"threshold {sm.wildcards.shard}") as say:
     search = plan.Plan.from_config(sm.config).threshold
     family = search.family_of(sm.wildcards.shard)
     ds = io.load_dataset(sm.input.data, family.dataset, sm.config["datasets"][family.dataset])
-    table = critical_steps(
-        search.shards[sm.wildcards.shard], ds, search, progress=say, adaptive=True
-    )
+    runs = search.shards[sm.wildcards.shard]
+    table = critical_steps(runs, ds, search.step_search, progress=say, adaptive=True)
     table.insert(1, "family", family.label)
     table.insert(2, "dataset", family.dataset)
     tables.write(table, sm.output.table, "thresholds", tables.input_digests([sm.input.data]))

@@ -128,7 +128,7 @@ def test_depth_labels_give_the_median_ratio_per_depth():
     assert "0.002" in labels[2] and "0.07" in labels[5] and labels[5].startswith("N = 5")
 
 
-def test_critical_search_uses_the_config_search_on_the_authors_starts():
+def test_the_authors_starts_are_grouped_by_architecture_for_the_config_search():
     cfg = plan.load(ROOT / "config/smoke.yaml", ROOT / "workflow/schemas/config.schema.yaml")
     the_plan = plan.Plan.from_config(cfg)
     runs = the_plan.experiments["authors"].runs
@@ -136,10 +136,10 @@ def test_critical_search_uses_the_config_search_on_the_authors_starts():
     assert [g[0].depth for g in groups] == [2, 3, 5]
     assert all(len({(r.depth, r.hidden) for r in g}) == 1 for g in groups)
     assert sum(len(g) for g in groups) == len(runs)
-    search = authors.critical_search(the_plan.threshold, groups[0])
-    assert search.runs == groups[0] and search.settings == the_plan.threshold.settings
-    assert (search.lo, search.hi, search.rtol) == (
-        the_plan.threshold.lo, the_plan.threshold.hi, the_plan.threshold.rtol,
+    search = the_plan.threshold.step_search
+    assert search == plan.StepSearch(
+        the_plan.threshold.settings, the_plan.threshold.lo, the_plan.threshold.hi,
+        the_plan.threshold.rtol,
     )  # fmt: skip
 
 
@@ -153,8 +153,7 @@ def test_stable_step_brackets_the_edge_of_stability_on_whitened_data():
     run = plan.Run("t", "d", 2, 3, "balanced", 1.0, None, 0.0, 0.0, 0, "constant", 100.0, 0.0,
                    1.0, "certified")  # fmt: skip
     settings = plan.Settings(time=20.0, max_iter=20000, gtol=1e-9, log_points=2, base_seed=1)
-    search = plan.ThresholdSearch((), settings, 0.25, 2.0, 0.02, (run,), {})
-    out = authors.stable_steps([run], ds, search)
+    out = authors.stable_steps([run], ds, plan.StepSearch(settings, 0.25, 2.0, 0.02))
     assert not out["stable_at_upper_end"].iloc[0]
     assert 0.5 * 0.9 < out["stable_eta"].iloc[0] < 0.5 * 1.5
 

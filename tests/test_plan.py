@@ -71,7 +71,7 @@ def test_runs_differing_only_in_step_share_their_start_and_seeds_differ_otherwis
     runs = experiment().runs
     by_start: dict[tuple, set] = {}
     for r in runs:
-        key = tuple(r[k] for k in plan.INIT_KEYS)
+        key = tuple(getattr(r, k) for k in plan.INIT_KEYS)
         by_start.setdefault(key, set()).add(tuple(r.init_seed(0).generate_state(2)))
     assert all(len(v) == 1 for v in by_start.values())
     assert len({next(iter(v)) for v in by_start.values()}) == len(by_start)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
-from deeplinear import plotting
+from deeplinear import figures, plotting
 
 DEPTHS = [2, 3, 4, 6, 8, 12, 16, 20]
 #: family -> (init, dataset, critical step at N = 2, its per-layer factor, certified
@@ -431,3 +434,195 @@ def test_published_markers_span_the_reading_precision():
     m = plotting.published_markers(pts).iloc[0]
     assert (m["epoch_lo"], m["epoch_hi"]) == pytest.approx((1000 / 1.5, 1500))
     assert (m["loss_lo"], m["loss_hi"]) == pytest.approx((5.0, 20.0))
+
+
+# --- The panels the notebooks draw, and the notebooks themselves ---------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+#: Code lines a figure notebook may hold (non-blank, non-comment lines of code cells).
+NOTEBOOK_CODE_LINES = 60
+#: Parameters every notebook takes besides its registry's tables and experiments.
+COMMON_PARAMETERS = {"dpi", "context", "palette", "out_pdf", "out_png"}
+
+
+def code_cells(name: str) -> list[str]:
+    nb = json.loads((ROOT / f"notebooks/{name}.ipynb").read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def code_lines(sources: list[str]) -> int:
+    lines = (line.strip() for src in sources for line in src.splitlines())
+    return sum(1 for line in lines if line and not line.startswith("#"))
+
+
+def test_code_lines_count_code_only():
+    assert code_lines(["# head\nx = 1\n\n  # note\ny = f(x)  # why\n", "plt.show()"]) == 3
+
+
+@pytest.mark.parametrize("fig", figures.FIGURES, ids=lambda f: f.name)
+def test_every_notebook_draws_in_at_most_60_code_lines(fig):
+    assert code_lines(code_cells(fig.name)) <= NOTEBOOK_CODE_LINES
+
+
+@pytest.mark.parametrize("fig", figures.FIGURES, ids=lambda f: f.name)
+def test_every_notebook_takes_exactly_the_parameters_its_registry_entry_binds(fig):
+    cell = code_cells(fig.name)[0]
+    names = {line.split("=")[0].strip() for line in cell.splitlines() if " = " in line}
+    assert names == set(fig.tables) | set(fig.experiments) | COMMON_PARAMETERS
+
+
+def test_the_notebooks_readme_table_is_the_registrys():
+    readme = (ROOT / "notebooks/README.md").read_text()
+    assert figures.parameters_table() in readme
+    table = figures.parameters_table().splitlines()
+    assert len(table) == 2 + len(figures.FIGURES)
+    assert "| `fig6_threshold` | `thresholds` of the study | none |" in table
+    assert "`escape_runs` (`runs`) of `escape_experiment`" in table[5]
+
+
+def line_data(ax: plt.Axes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Label -> (x, y) of the labelled lines of ``ax``."""
+    return {
+        line.get_label(): (np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata()))
+        for line in ax.get_lines()
+        if not line.get_label().startswith("_")
+    }
+
+
+def test_escape_panels_draw_the_points_and_each_depths_fitted_form():
+    points = pd.DataFrame({"depth": [2, 2, 3, 3, 3], "init_xi": [1e-2, 1e-1, 1e-2, 1e-1, 1e-3],
+                           "t": [3.0, 2.0, 50.0, 5.0, 80.0],
+                           "escaped": [True, True, True, True, False]})  # fmt: skip
+    fits = pd.DataFrame({"depth": [2, 3], "xi_min_fitted": [1e-2] * 2, "xi_max_fitted": [1e-1] * 2,
+                         "log_intercept": [1.0, np.nan], "log_slope": [0.5, np.nan],
+                         "power_prefactor": [2.0, np.nan], "fitted_exponent": [-0.2, -1.1],
+                         "predicted_exponent": [0, -1]})  # fmt: skip
+    fig, (ax2, ax3, ax_exp) = plt.subplots(1, 3)
+    plotting.draw_escape_times(ax2, ax3, points, fits, "viridis")
+    plotting.draw_escape_exponents(ax_exp, fits)
+    (escaped2,) = ax2.collections
+    np.testing.assert_allclose(escaped2.get_offsets(), [[1e-2, 3.0], [1e-1, 2.0]])
+    _, censored3 = ax3.collections
+    np.testing.assert_allclose(censored3.get_offsets(), [[1e-3, 80.0]])
+    x, y = line_data(ax3)["predicted xi^-1 (fitted xi^-1.10)"]
+    np.testing.assert_allclose(y, 0.5 / x)  # c xi^(2-N) through t = 0.5 / xi
+    x, y = line_data(ax2)["fit a + b log(1/xi), b = 0.5"]
+    np.testing.assert_allclose(y, 1.0 - 0.5 * np.log(x))
+    assert (ax2.get_xscale(), ax3.get_yscale()) == ("log", "log")
+    exps = line_data(ax_exp)
+    assert exps["fitted power of xi"][1].tolist() == [-1.1]
+    assert exps["predicted 2 - N"][1].tolist() == [-1]
+    plt.close(fig)
+
+
+def test_band_draws_the_median_over_the_range():
+    rows = pd.DataFrame({"depth": [2, 3], "eta": [0.2, 0.1], "eta_min": [0.1, 0.05],
+                         "eta_max": [0.3, 0.2]})  # fmt: skip
+    fig, ax = plt.subplots()
+    plotting.draw_band(ax, rows, "eta", "s-", "C1", "median")
+    assert line_data(ax)["median"][1].tolist() == [0.2, 0.1]
+    (band,) = ax.collections
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert ys.min() == 0.05 and ys.max() == 0.3
+    plt.close(fig)
+
+
+def test_threshold_title_has_one_line_per_known_fit():
+    rows = pd.DataFrame({"n_starts": [3, 3], "n_critical_found": [3, 1]})
+    ref = pd.DataFrame({"fitted_factor": [0.931], "fitted_power": [-0.52]})
+    adaptive = pd.DataFrame({"factor": [0.9], "power": [-1.0]}, index=["fam"])
+    title = plotting.threshold_title("fam", ref, adaptive, rows)
+    assert title.splitlines() == [
+        "fam",
+        "critical step fit: x0.93 per layer, N^-0.52",
+        "adaptive step before cap: x0.90 per layer, N^-1.00",
+        "no critical step found: 2 of 6 starts",
+    ]
+    found = rows.assign(n_critical_found=3)
+    assert plotting.threshold_title("other", ref.iloc[:0], adaptive, found) == "other"
+
+
+def test_label_grid_and_legend_handles():
+    fig, axes = plt.subplots(2, 2, squeeze=False)
+    for ax in axes.flat[:3]:
+        ax.plot([0, 1], [0, 1], label="shared")
+    axes[0, 0].plot([0, 1], [1, 0], label="first only")
+    plotting.label_grid(axes, 3, "depth N", "eta")
+    assert not axes[1, 1].axison and axes[1, 0].axison
+    assert [ax.get_xlabel() for ax in axes.flat] == ["", "", "depth N", "depth N"]
+    assert [ax.get_ylabel() for ax in axes.flat] == ["eta", "", "eta", ""]
+    handles = plotting.legend_handles(axes)
+    assert list(handles) == ["shared", "first only"]
+    assert handles["shared"] is axes[0, 0].get_lines()[0]
+    plt.close(fig)
+
+
+def test_within_bound_shares_leave_out_the_runs_above_the_bound():
+    share = plotting.within_bound_shares(runs_table())
+    # run d (balanced r0=1, N = 3, multiple 10, diverged) is the only one above the bound
+    assert "balanced s=0.4 r0=1, N = 3" not in share.index and len(share) == 4
+    assert share.loc["balanced s=0.4 r0=1 xi=0.01, N = 3", "diverged"] == 0.0
+    assert list(share.index) == sorted(share.index, reverse=True)
+    np.testing.assert_allclose(share.sum(axis=1), 1.0)
+
+
+def test_converged_heatmap_and_outcome_legend():
+    fig, (ax, ax2) = plt.subplots(1, 2)
+    share = plotting.converged_share(runs_table())
+    plotting.draw_converged_heatmap(ax, share)
+    cells = share.to_numpy().ravel()  # NaN: no run of that depth and multiple, no text
+    assert [t.get_text() for t in ax.texts] == [f"{v:.0%}" for v in cells[~np.isnan(cells)]]
+    assert ax.get_ylabel() == "depth N"
+    plotting.outcome_legend_below(ax2)
+    texts = [t.get_text() for t in ax2.get_legend().get_texts()]
+    assert texts == list(plotting.OUTCOME_COLORS)
+    plt.close(fig)
+
+
+def test_reading_title_and_the_readings_shown():
+    search = pd.DataFrame({"reading": ["r1", "r2", "r3", "r4", "r5"], "rank": [1, 2, 3, 4, 5],
+                           "score": [0.5, 0.7, 0.9, 1.234, 2.0], "score_N2": [0.1] * 5,
+                           "experiment": ["", "", "", "authors", "width70"],
+                           "dataset": ["d"] * 5})  # fmt: skip
+    assert plotting.reading_title(search, "authors") == "reading r4: score 1.2, rank 4 of 5"
+    assert plotting.reading_title(search, "nope") == "reading not in the search"
+    shown = plotting.readings_shown(search, ["authors", "width70"])
+    assert list(shown["reading"]) == ["r1", "r2", "r3", "r4", "r5"]
+    assert list(shown.columns) == ["reading", "rank", "score", "score_N2", "experiment"]
+    assert list(plotting.readings_shown(search, ["authors"], top=1)["reading"]) == ["r1", "r4"]
+
+
+def test_tanh_panels_draw_curves_points_critical_steps_and_outcomes():
+    traj = pd.DataFrame({"depth": [2, 2, 3, 3], "seed": [0] * 4, "epoch": [1.0, 10.0] * 2,
+                         "loss": [5.0, 1.0, 6.0, 2.0],
+                         "product_norm": [0.1, 1.0, 0.2, 1.1]})  # fmt: skip
+    pts = pd.DataFrame({"depth": [2], "epoch": [10.0], "loss": [1.5], "epoch_factor": [2.0],
+                        "loss_factor": [1.5]})  # fmt: skip
+    pts = plotting.published_markers(pts)
+    fig, axes = plt.subplots(2, 2)
+    ax_loss, ax_norm, ax_crit, ax_out = axes.ravel()
+    plotting.draw_tanh_curves(ax_loss, ax_norm, traj, pts, {2: "C0", 3: "C1"})
+    assert [line.get_ydata().tolist() for line in ax_norm.get_lines()] == [[0.1, 1.0], [0.2, 1.1]]
+    (bars,) = [c for c in ax_loss.containers if c.get_label() == "N = 2 (published: circles)"]
+    xerr = bars.lines[2][0].get_segments()[0][:, 0]
+    np.testing.assert_allclose(xerr, [5.0, 20.0])  # epoch / 2 to epoch * 2
+    summary = pd.DataFrame({"activation": ["between"] * 2 + ["identity"] * 2,
+                            "depth": [2, 3] * 2, "critical_eta": [0.3, 0.2, 0.25, 0.1],
+                            "critical_eta_min": [0.2] * 4, "critical_eta_max": [0.4] * 4,
+                            "eta_lin": [0.05, 0.03] * 2})  # fmt: skip
+    plotting.draw_tanh_critical(ax_crit, summary, {"between": "power"})
+    lines = line_data(ax_crit)
+    assert lines["critical, tanh (between): power"][1].tolist() == [0.3, 0.2]
+    assert lines["critical, linear (identity): "][1].tolist() == [0.25, 0.1]
+    assert lines["linear certified step at the start"][1].tolist() == [0.05, 0.03]
+    outcomes = pd.DataFrame({"activation": ["between"] * 4 + ["output"] * 2,
+                             "depth": [2, 2, 3, 3, 2, 2], "multiple": [1.0, 8.0] * 3,
+                             "converged": [1.0, 0.5, 1.0, 0.0, 1.0, 1.0],
+                             "diverged": [0.0, 0.5, 0.0, 1.0, 0.0, 0.0]})  # fmt: skip
+    plotting.draw_tanh_outcomes(ax_out, outcomes, "between", "viridis")
+    lines = line_data(ax_out)
+    assert lines["N = 3 converged"][1].tolist() == [1.0, 0.0]
+    assert ax_out.get_title() == "tanh (between) sweep outcomes"
+    dashed = [line.get_ydata().tolist() for line in ax_out.get_lines() if line.get_ls() == "--"]
+    assert dashed == [[0.0, 0.5], [0.0, 1.0]]
+    plt.close(fig)

@@ -23,7 +23,8 @@ from deeplinear import gd, init, theory
 from deeplinear.data import Dataset
 from deeplinear.errors import InputError
 from deeplinear.experiments import initial_weights, starts_and_bounds, widths_of
-from deeplinear.plan import UNUSED, Run, ThresholdSearch, _init_fields
+from deeplinear.plan import UNUSED, Run, StepSearch, _init_fields
+from deeplinear.search import bisect_log_step, probe_runs
 
 #: Excess-loss level whose first passage ``authors.csv`` reports (``iterations_to_excess``).
 EXCESS_LEVEL = 1e-6
@@ -77,20 +78,6 @@ COLUMNS = (
 )
 
 
-def critical_search(threshold: ThresholdSearch, runs: Sequence[Run]) -> ThresholdSearch:
-    """The threshold search of the config (its ``lo``, ``hi``, ``rtol`` and settings: time,
-    ``max_iter``, ``gtol``) applied to the starts of ``runs`` instead of its families."""
-    return ThresholdSearch(
-        families=(),
-        settings=threshold.settings,
-        lo=threshold.lo,
-        hi=threshold.hi,
-        rtol=threshold.rtol,
-        runs=tuple(runs),
-        shards={},
-    )
-
-
 def by_architecture(runs: Sequence[Run]) -> list[tuple[Run, ...]]:
     """``runs`` grouped by depth and hidden width (what one engine batch can hold), in the
     order of first appearance."""
@@ -100,7 +87,7 @@ def by_architecture(runs: Sequence[Run]) -> list[tuple[Run, ...]]:
     return [tuple(g) for g in groups.values()]
 
 
-def stable_steps(runs: Sequence[Run], ds: Dataset, search: ThresholdSearch) -> pd.DataFrame:
+def stable_steps(runs: Sequence[Run], ds: Dataset, search: StepSearch) -> pd.DataFrame:
     """Largest constant step at which GD from each start does not diverge within its budget
     ``min(ceil(T / eta), max_iter)`` (``search.settings``), per run of one architecture.
 
@@ -120,22 +107,12 @@ def stable_steps(runs: Sequence[Run], ds: Dataset, search: ThresholdSearch) -> p
     top = search.hi * theory.edge_of_stability_max(prob, len(widths) - 1)
     hi = np.full(lo.size, top)
 
-    def diverges(eta: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        res = gd.run(
-            ds.X, ds.Y, [Wj[idx] for Wj in starts], eta[idx],
-            [settings.budget(e) for e in eta[idx]], gtol=settings.gtol, log_points=2,
-            problem=prob, check_guarantees=False,  # a probe reads statuses and weights
-        )  # fmt: skip
-        return res.status == gd.DIVERGED
+    def stays(eta: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        return probe_runs(ds, prob, starts, settings, eta, idx).status != gd.DIVERGED
 
-    at_top = ~diverges(hi, np.arange(lo.size))
+    at_top = stays(hi, np.arange(lo.size))
     lo[at_top] = hi[at_top]
-    while np.any(open_ := hi / lo > 1 + search.rtol):
-        idx = np.flatnonzero(open_)
-        mid = np.sqrt(lo * hi)
-        bad = diverges(mid, idx)
-        hi[idx[bad]] = mid[idx[bad]]
-        lo[idx[~bad]] = mid[idx[~bad]]
+    lo, hi = bisect_log_step(stays, lo, hi, search.rtol)
     return pd.DataFrame(
         {"run_id": [r.run_id for r in runs], "stable_eta": lo, "stable_at_upper_end": at_top}
     )

@@ -16,7 +16,8 @@ from deeplinear import gd, init, metrics, model, tables, theory
 from deeplinear.data import Dataset
 from deeplinear.errors import InputError, rebuild_command
 from deeplinear.model import Problem
-from deeplinear.plan import Run, Settings, ThresholdSearch
+from deeplinear.plan import Run, Settings, StepSearch
+from deeplinear.search import bisect_log_step, probe_runs
 
 #: Columns of ``runs.csv``, in order (pipeline.md, "Output contracts"): one row per run.
 #: The schema (kinds, allowed values, NaN) is :data:`deeplinear.tables.RUNS`.
@@ -25,19 +26,19 @@ RUNS_COLUMNS = tables.RUNS.names
 
 def widths_of(run: Run, ds: Dataset) -> list[int]:
     """``[d_x, hidden, ..., hidden, d_y]`` for the run's depth."""
-    return [ds.X.shape[0]] + [run["hidden"]] * (run["depth"] - 1) + [ds.Y.shape[0]]
+    return [ds.X.shape[0]] + [run.hidden] * (run.depth - 1) + [ds.Y.shape[0]]
 
 
 def initial_weights(run: Run, widths: Sequence[int], base_seed: int) -> list[np.ndarray]:
     """The run's start, from its own seed (:meth:`deeplinear.plan.Run.init_seed`)."""
     options = {}
-    if run["init"] in ("balanced", "near_balanced"):
-        options["rank"] = run["init_rank"]
-        options["spread"] = run["init_spread"]
-    if run["init"] == "near_balanced":
-        options["xi"] = run["init_xi"]
+    if run.init in ("balanced", "near_balanced"):
+        options["rank"] = run.init_rank
+        options["spread"] = run.init_spread
+    if run.init == "near_balanced":
+        options["xi"] = run.init_xi
     rng = np.random.default_rng(run.init_seed(base_seed))
-    return init.make(run["init"], widths, run["init_scale"], rng, **options)
+    return init.make(run.init, widths, run.init_scale, rng, **options)
 
 
 def starts_and_bounds(runs: Sequence[Run], ds: Dataset, settings: Settings):
@@ -107,16 +108,16 @@ def run_shard(
     }
     eta = np.array(
         [
-            run["step_multiple"]
+            run.step_multiple
             * (
                 adaptive[i].eta_start
                 if i in adaptive
-                else (b.eta if run["step_unit"] == "certified" else 1.0)
+                else (b.eta if run.step_unit == "certified" else 1.0)
             )
             for i, (run, b) in enumerate(zip(runs, bounds, strict=True))
         ]
     )
-    multiple = np.array([run["step_multiple"] for run in runs])
+    multiple = np.array([run.step_multiple for run in runs])
     check_moves(runs, prob, starts, eta)
     result = gd.run(
         ds.X,
@@ -139,7 +140,7 @@ def run_shard(
     )  # fmt: skip
     summary = summarize(runs, widths, prob, bounds, eta, result, settings, adaptive)
     traj = result.trajectory.copy()
-    ids = np.array([run["run_id"] for run in runs])
+    ids = np.array([run.run_id for run in runs])
     traj.insert(0, "run_id", ids[traj.pop("run").to_numpy()])
     return summary, traj
 
@@ -199,21 +200,10 @@ def summarize(
             and theory.rank_optimal(result.loss[i], min(rank, r_net), losses, b.eps0)
         )
         rows.append(
-            {
-                "run_id": run["run_id"],
-                "experiment": run["experiment"],
-                "dataset": run["dataset"],
-                "depth": run["depth"],
+            run.as_dict()
+            | {
                 "widths": "-".join(map(str, widths)),
-                "init": run["init"],
-                "init_scale": run["init_scale"],
-                "init_rank": r_max if run["init_rank"] is None else run["init_rank"],
-                "init_xi": run["init_xi"],
-                "init_spread": run["init_spread"],
-                "seed": run["seed"],
-                "step_rule": run["step_rule"],
-                "step_multiple": run["step_multiple"],
-                "step_unit": run["step_unit"],
+                "init_rank": r_max if run.init_rank is None else run.init_rank,
                 "eta": eta[i],
                 "eta_bound": eta_bound,
                 "eos_eta": eos_eta,
@@ -253,11 +243,11 @@ def summarize(
     return pd.DataFrame(rows, columns=RUNS_COLUMNS)
 
 
-def _escape(run: dict, eta: float, losses: np.ndarray, target: int, logged) -> tuple[float, float]:
+def _escape(run: Run, eta: float, losses: np.ndarray, target: int, logged) -> tuple[float, float]:
     """``(escape level, escape time)`` of a start on or near the rank-``r0`` manifold with
     ``r0 < target`` (theory.md 8); NaN for other starts, time NaN if it never escaped."""
-    r0 = run["init_rank"]
-    if run["init"] not in ("balanced", "near_balanced") or r0 is None or r0 >= target:
+    r0 = run.init_rank
+    if run.init not in ("balanced", "near_balanced") or r0 is None or r0 >= target:
         return math.nan, math.nan
     level = theory.escape_level(losses, int(r0))
     if run.step_rule == "adaptive":
@@ -282,7 +272,7 @@ UNCAPPED = 1e300
 def critical_steps(
     runs: Sequence[Run],
     ds: Dataset,
-    search: ThresholdSearch,
+    search: StepSearch,
     progress: Callable[[str], None] | None = None,
     adaptive: bool = False,
 ) -> pd.DataFrame:
@@ -320,6 +310,9 @@ def critical_steps(
     with budget ``CERT_ITERATIONS_FACTOR`` times ``iterations_adaptive`` (and at most
     ``max_iter``); NaN when it does not converge within it, or when the adaptive run did
     not.
+
+    Three steps: the lower ends (:func:`_bracket`), the bisection
+    (:func:`deeplinear.search.bisect_log_step`) and the table (:func:`_critical_table`).
     """
     settings = search.settings
     prob, widths, starts, bounds = starts_and_bounds(runs, ds, settings)
@@ -328,8 +321,6 @@ def critical_steps(
     sharp = theory.sharpness(prob, widths)
     eos = theory.edge_of_stability_step(sharp)
     eos_max = theory.edge_of_stability_max(prob, len(widths) - 1)
-    hi = np.full(B, search.hi * eos_max)
-    lo = np.maximum(np.full(B, search.lo * eos), eta_cert)
     reached = [np.full_like(Wj, np.nan) for Wj in starts]
     losses = theory.optimal_losses(prob)
     r_net = min(min(widths), losses.size - 1)
@@ -337,11 +328,7 @@ def critical_steps(
     def probe(eta: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Status of the starts ``idx`` at steps ``eta[idx]``, ``converged`` only at a global
         minimizer (``budget_exhausted`` otherwise); keeps the reached weights."""
-        res = gd.run(
-            ds.X, ds.Y, [Wj[idx] for Wj in starts], eta[idx],
-            [settings.budget(e) for e in eta[idx]], gtol=settings.gtol, log_points=2,
-            problem=prob, check_guarantees=False,  # a probe reads statuses and weights
-        )  # fmt: skip
+        res = probe_runs(ds, prob, starts, settings, eta, idx)
         status = res.status.copy()
         glob = res.loss - losses[r_net] <= GLOBAL_TOL * (losses[0] - losses[-1])
         status[(status == gd.CONVERGED) & ~glob] = gd.BUDGET
@@ -354,6 +341,49 @@ def critical_steps(
         if progress is not None:
             progress(msg)
 
+    lo = np.maximum(np.full(B, search.lo * eos), eta_cert)
+    lo, hi, found = _bracket(probe, lo, np.full(B, search.hi * eos_max), eta_cert, say)
+
+    def report(rounds: int, lo: np.ndarray, hi: np.ndarray) -> None:
+        say(f"probe {rounds}: widest bracket of the starts found {np.max((hi / lo)[found]):.3g}")
+
+    converges = lambda eta, idx: probe(eta, idx) == gd.CONVERGED  # noqa: E731
+    lo, hi = bisect_log_step(converges, lo, hi, search.rtol, found, report)
+    critical = np.where(found, lo, np.nan)
+    s_reached = [
+        theory.sharpness_at(prob, [Rj[i] for Rj in reached]) if found[i] else np.nan
+        for i in range(B)
+    ]
+    table = _critical_table(runs, ds, prob, widths, starts, bounds)
+    table["sharpness"], table["eos_eta"], table["eos_eta_max"] = sharp, eos, eos_max
+    upper = found & (critical >= search.hi * eos_max / (1 + search.rtol))
+    table = table.assign(
+        critical_eta=critical,
+        critical_multiple=critical / eta_cert,
+        critical_at_upper_end=upper,
+        sharpness_reached=s_reached,
+        critical_times_sharpness=critical * np.asarray(s_reached),
+    )
+    if adaptive:
+        extra = _adaptive_columns(ds, prob, starts, eta_cert, settings, r_net)
+        table = table.assign(**extra)
+    return table[_critical_columns(adaptive)]
+
+
+def _bracket(
+    probe: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    eta_cert: np.ndarray,
+    say: Callable[[str], None],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Settle the lower ends ``lo`` ``(B,)`` of the critical-step brackets: a start whose
+    probe (its status at ``lo``) converges is ``found``; one that diverges moves its bracket
+    down (``hi`` to ``lo``, ``lo`` down by 8, never below ``eta_cert``, where the theorem
+    excludes divergence) and probes again; one that does neither has no critical step.
+    Returns new ``(lo, hi, found)``."""
+    lo, hi = lo.copy(), hi.copy()
+    B = lo.size
     pending = np.arange(B)  # starts whose lower end is not settled yet
     found = np.zeros(B, bool)
     while pending.size:
@@ -364,23 +394,23 @@ def critical_steps(
         lo[down] = np.maximum(lo[down] / 8, eta_cert[down])
         say(f"lower ends: {int(found.sum())} of {B} converged, {down.size} moved down")
         pending = down
-    probes = 0
-    while np.any(open_ := found & (hi / lo > 1 + search.rtol)):
-        idx = np.flatnonzero(open_)
-        mid = np.sqrt(lo * hi)
-        ok = probe(mid, idx) == gd.CONVERGED
-        lo[idx[ok]] = mid[idx[ok]]
-        hi[idx[~ok]] = mid[idx[~ok]]
-        probes += 1
-        say(f"probe {probes}: widest bracket of the starts found {np.max((hi / lo)[found]):.3g}")
-    critical = np.where(found, lo, np.nan)
-    s_reached = [
-        theory.sharpness_at(prob, [Rj[i] for Rj in reached]) if found[i] else np.nan
-        for i in range(B)
-    ]
+    return lo, hi, found
+
+
+def _critical_columns(adaptive: bool) -> list[str]:
+    """Columns of :func:`critical_steps` in order: those of ``thresholds.csv``
+    (:data:`deeplinear.tables.THRESHOLDS`) but the ``family`` and ``dataset`` its rule
+    inserts, the adaptive schedule's only with ``adaptive``."""
+    left_out = {"family", "dataset", *([] if adaptive else ADAPTIVE_COLUMNS)}
+    return [c for c in tables.THRESHOLDS.names if c not in left_out]
+
+
+def _critical_table(runs: Sequence[Run], ds: Dataset, prob: Problem, widths, starts, bounds):
+    """The columns of :func:`critical_steps` that describe the starts, whatever the search
+    finds: the run's fields, the certified bound and the ACGH bounds (theory.md 10)."""
+    B = len(runs)
     acgh = [theory.acgh_step_size(ds.X, ds.Y, [Wj[i] for Wj in starts]) for i in range(B)]
     near = theory.acgh_step_size(ds.X, ds.Y, acgh_reference_start(prob, widths))
-    extra = _adaptive_columns(ds, prob, starts, eta_cert, settings, r_net) if adaptive else {}
     return pd.DataFrame(
         {
             "run_id": [r.run_id for r in runs],
@@ -391,24 +421,26 @@ def critical_steps(
             "init_spread": [r.init_spread for r in runs],
             "init_xi": [r.init_xi for r in runs],
             "seed": [r.seed for r in runs],
-            "eta_cert": eta_cert,
-            "critical_eta": critical,
-            "critical_multiple": critical / eta_cert,
-            "critical_at_upper_end": found & (critical >= search.hi * eos_max / (1 + search.rtol)),
-            "sharpness_reached": s_reached,
-            "critical_times_sharpness": critical * np.asarray(s_reached),
+            "eta_cert": [b.eta for b in bounds],
             "eps0": [b.eps0 for b in bounds],
             "delta0": [b.delta0 for b in bounds],
-            "sharpness": sharp,
-            "eos_eta": eos,
-            "eos_eta_max": eos_max,
             "acgh_eta": [a.eta for a in acgh],
             "acgh_reason": [a.reason for a in acgh],
             "acgh_eta_near_target": near.eta,
             "acgh_near_target_reason": near.reason,
-            **extra,
         }
     )
+
+
+#: The adaptive schedule's columns of the threshold search, in order (:func:`_adaptive_columns`).
+ADAPTIVE_COLUMNS = (
+    "eta_adaptive_free",
+    "eta_adaptive_start",
+    "eta_adaptive_max",
+    "eta_adaptive_end",
+    "iterations_adaptive",
+    "iterations_cert",
+)
 
 
 def _adaptive_columns(ds: Dataset, prob: Problem, starts, eta_cert, settings: Settings, r_net):

@@ -166,3 +166,19 @@ def claim_problems(figs: tuple[Figure, ...] = FIGURES) -> list[str]:
         if not any(n in f.claims for f in figs)
     ]
     return problems
+
+
+def parameters_table() -> str:
+    """The markdown table of ``notebooks/README.md``: per figure of :data:`FIGURES`, its
+    table parameters (with the table read when it is named otherwise, and the experiment
+    parameter it is filtered by, or "study-wide") and its experiment parameters."""
+    lines = ["| notebook | tables | experiments |", "|---|---|---|"]
+    for fig in FIGURES:
+        cells = []
+        for param, spec in fig.tables.items():
+            table, bound = spec if isinstance(spec, tuple) else (param, spec)
+            named = f"`{param}`" if table == param else f"`{param}` (`{table}`)"
+            cells.append(f"{named} of " + ("the study" if bound is None else f"`{bound}`"))
+        experiments = ", ".join(f"`{p}`" for p in fig.experiments) or "none"
+        lines.append(f"| `{fig.name}` | {', '.join(cells)} | {experiments} |")
+    return "\n".join(lines) + "\n"

@@ -14,13 +14,15 @@ the middle layers depend on nothing but the carries and the prefixes, so with on
 width they are one batched product (small shards are paced by the number of numpy calls,
 not by flops). The weights and gradients of all layers live in one flat row per run, so the
 update is one vectorized operation. Runs that converge, diverge or exhaust their budget
-leave the batch (compaction of one state object, :class:`_Runs`, and of the weight rows).
+leave the batch (compaction of one state object, :class:`_Runs`, of the guarantee
+tracker and of the weight rows).
 
-The three guarantees of theory.md 6 are checked at every iteration (theory.md 12,
-"Guarantees checked at every iteration"): sufficient decrease directly, the balance drift
-and the layer norms by running upper bounds that are anchored at exact values and
-recomputed exactly only when the bound could matter. Callers that read statuses, losses
-and weights only (the step-size searches) skip them with ``check_guarantees=False``.
+The three guarantees of theory.md 6 are checked at every iteration by a
+:class:`deeplinear.guarantees.Tracker` (theory.md 12, "Guarantees checked at every
+iteration"): sufficient decrease directly, the balance drift and the layer norms by running
+upper bounds that are anchored at exact values and recomputed exactly only when the bound
+could matter. Callers that read statuses, losses and weights only (the step-size searches)
+skip them with ``check_guarantees=False`` (no tracker).
 """
 
 from __future__ import annotations
@@ -34,6 +36,14 @@ from threadpoolctl import threadpool_limits
 
 from deeplinear import metrics, model, theory
 from deeplinear.errors import InputError
+from deeplinear.guarantees import (  # noqa: F401 (the allowances and precisions, re-exported)
+    NORM_RTOL,
+    TRACK_RTOL,
+    Tracker,
+    decrease_tolerance,
+    drift_allowance,
+    norm_allowance,
+)
 from deeplinear.model import Problem
 
 CONVERGED, DIVERGED, BUDGET = "converged", "diverged", "budget_exhausted"
@@ -54,16 +64,6 @@ TRAJECTORY_COLUMNS = [
     "rank",
 ]
 
-_UNIT_ROUNDOFF = np.finfo(np.float64).eps / 2
-
-#: Precision of the running maximum of the balance drift: a running upper bound is
-#: replaced by an exact value once it exceeds the run's largest exact drift by this
-#: fraction of the larger of that drift and the run's drift bound (theory.md 12).
-TRACK_RTOL = 0.25
-
-#: The same for the layer norms (their maximum is compared with ``K``, often within 15%).
-NORM_RTOL = 0.1
-
 #: Precision of the layer-norm bounds ``s_j`` of the adaptive schedule (theory.md 14): an
 #: exact ``||W_j||_2`` is recomputed once the steps since the last one add up to a fraction
 #: ``r = min(ADAPTIVE_NORM_RTOL, ADAPTIVE_NORM_BUDGET / (N - 1))`` of it, so ``s_j`` is
@@ -71,10 +71,6 @@ NORM_RTOL = 0.1
 #: factors of the Hessian bound within about ``exp(4 ADAPTIVE_NORM_BUDGET)`` together.
 ADAPTIVE_NORM_RTOL = 0.05
 ADAPTIVE_NORM_BUDGET = 0.25
-
-#: When one tracked quantity needs an exact value, every quantity of the same run whose
-#: running bound has used this fraction of the room to its own trigger is refreshed with it.
-COALESCE = 0.5
 
 
 @dataclass
@@ -161,51 +157,6 @@ def flow_time(eta0: float, alpha: float, tau: float, k) -> np.ndarray:
         return eta0 * k.astype(np.float64)
     steps = step_sizes(eta0, alpha, tau, np.arange(int(k.max())))
     return np.concatenate([[0.0], np.cumsum(steps)])[k]
-
-
-def decrease_tolerance(
-    eps, g2, lam_max: float, layer_norms2: np.ndarray, depth: int, dim: int
-) -> np.ndarray:
-    """Rounding allowance for the sufficient-decrease test ``eps(k+1) <= eps(k) - eta/2 g2``
-    (theory.md 6, "Rounding allowances").
-
-    ``layer_norms2`` holds ``||W_j||_2^2`` (spectral norms, last axis over layers; an upper
-    bound such as ``||W_j||_F^2`` gives a valid but looser allowance). The computed product
-    has an error of about ``dP = c (N + d) u prod_j ||W_j||_2``, which moves ``eps`` by
-    ``sqrt(2 eps lam_max) dP + lam_max dP^2``; rounding the update itself moves the loss by
-    about ``u ||grad|| ||W||``. A few ulps times these scales.
-    """
-    gamma = 8.0 * (depth + dim) * _UNIT_ROUNDOFF
-    norms2 = np.asarray(layer_norms2)
-    dP = gamma * np.sqrt(np.prod(norms2, axis=-1))
-    w = np.sqrt(np.sum(norms2, axis=-1))
-    return (
-        gamma * eps + np.sqrt(2.0 * eps * lam_max) * dP + lam_max * dP**2 + gamma * np.sqrt(g2) * w
-    )
-
-
-def _rounding_scale(dim: int, k) -> np.ndarray:
-    """``16 u (d + sqrt(k + 1))``: rounding of one product of width ``d`` plus the random-walk
-    accumulation of the rounding of ``k`` updates (theory.md 12)."""
-    return 16.0 * _UNIT_ROUNDOFF * (dim + np.sqrt(np.asarray(k, dtype=np.float64) + 1.0))
-
-
-def drift_allowance(norms: np.ndarray, norms0: np.ndarray, dim: int, k) -> np.ndarray:
-    """Rounding allowance of ``||D_j(k) - D_j(0)||_2`` per layer pair, shape ``(..., N-1)``.
-
-    ``norms``, ``norms0``: ``||W_j||_2`` at iterate ``k`` and at ``0`` (``(..., N)``).
-    Allowance ``16 u (d + sqrt(k+1)) (s_j + s_{j+1} + s_j(0) + s_{j+1}(0))`` with
-    ``s_j = ||W_j||_2^2``: the rounding of the two Gram products of each ``D_j`` and the
-    accumulated rounding of the updates (theory.md 12). It does not depend on the step, so
-    a run with a tiny certified step is not failed by rounding of ``D_j`` itself.
-    """
-    s = np.asarray(norms) ** 2 + np.asarray(norms0) ** 2
-    return _rounding_scale(dim, k)[..., None] * (s[..., 1:] + s[..., :-1])
-
-
-def norm_allowance(bound, dim: int, k) -> np.ndarray:
-    """Rounding allowance of ``max_j ||W_j(k)||_2 <= bound``: ``16 u (d + sqrt(k+1)) bound``."""
-    return _rounding_scale(dim, k) * np.asarray(bound)
 
 
 def _as_batch_array(value, B: int, name: str, dtype=np.float64) -> np.ndarray:
@@ -434,13 +385,10 @@ class _Batch:
 class _Runs:
     """State of the active runs, one row per run (row ``i`` is run ``ids[i]``).
 
-    Inputs (``eta0, alpha, tau, budget``, the bounds), the stopping thresholds fixed at
-    ``k = 0``, the previous step (for the decrease test), the failure counters and the
-    trackers of theory.md 12: columns ``0..N-1`` of ``anchor``/``inc``/``trigger``/``peak``
-    are the layer norms ``||W_j||_2``, columns ``N..2N-2`` the drifts ``||D_j - D_j(0)||_2``;
-    ``anchor`` holds the last exact value, ``inc`` the sum of per-step increments since,
-    ``anchor + inc`` an upper bound of the current value; ``peak`` the running maximum of
-    those bounds. ``log_next`` is the next iteration at which the run is logged (its own
+    Inputs (``eta0, alpha, tau, budget``), the stopping thresholds fixed at ``k = 0`` and
+    the balance matrices ``D0`` of ``W(0)`` (the reference of the logged drift; the guarantee
+    trackers of theory.md 12 are a :class:`~deeplinear.guarantees.Tracker` of their own).
+    ``log_next`` is the next iteration at which the run is logged (its own
     geometric grid ``log_grid(budget, log_points)``, so a run's trajectory never depends on
     the other runs of its batch), ``log_pos`` its position in that grid.
     Adaptive schedule (theory.md 14; only when some run has it): ``adaptive`` marks its
@@ -456,27 +404,10 @@ class _Runs:
     alpha: np.ndarray
     tau: np.ndarray
     budget: np.ndarray
-    drift_bound: np.ndarray
-    norm_bound: np.ndarray
-    check_guarantees: bool = True
     div_limit: np.ndarray | None = None
     conv_eps: np.ndarray | None = None
     conv_g2: np.ndarray | None = None
-    eps_prev: np.ndarray | None = None
-    g2_prev: np.ndarray | None = None
-    half_eta_prev: np.ndarray | None = None
-    decrease_failures: np.ndarray | None = None
-    drift_failures: np.ndarray | None = None
-    norm_failures: np.ndarray | None = None
     D0: list[np.ndarray] | None = None
-    norms0: np.ndarray | None = None
-    anchor: np.ndarray | None = None
-    inc: np.ndarray | None = None
-    trigger: np.ndarray | None = None
-    limit: np.ndarray | None = None
-    peak: np.ndarray | None = None
-    drift_exact: np.ndarray | None = None
-    norm_exact: np.ndarray | None = None
     log_next: np.ndarray | None = None
     log_pos: np.ndarray | None = None
     adaptive: np.ndarray | None = None
@@ -490,14 +421,6 @@ class _Runs:
     flow: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        #: Whether any run has a finite drift or norm bound (fixed for the whole call).
-        self.bounded = bool(
-            np.isfinite(self.drift_bound).any() or np.isfinite(self.norm_bound).any()
-        )
-        #: Whether some trigger may lie above its failure limit (set by ``_anchor``; only
-        #: after an exact value above the limit). While none does, an upper bound past its
-        #: limit is past its trigger too, and the per-iteration test needs the trigger only.
-        self.trigger_above_limit = self.bounded
         #: Whether every run of the call is adaptive (no per-row selection needed).
         self.all_adaptive = self.adaptive is not None and bool(self.adaptive.all())
 
@@ -635,15 +558,22 @@ def run(
             raise InputError(f"eta_max must be finite and > 0 for adaptive runs, got {eta_max}")
     if not check_guarantees and (drift_bound is not None or norm_bound is not None):
         raise InputError("drift_bound and norm_bound need check_guarantees=True")
+    tracker = (
+        Tracker(
+            _bound_array(drift_bound, B, "drift_bound"),
+            _bound_array(norm_bound, B, "norm_bound"),
+            N=len(widths) - 1,
+            dim=max(widths),
+        )
+        if check_guarantees
+        else None
+    )
     runs = _Runs(
         ids=np.arange(B),
         eta0=eta0,
         alpha=alpha_b,
         tau=tau_b,
         budget=budget,
-        drift_bound=_bound_array(drift_bound, B, "drift_bound"),
-        norm_bound=_bound_array(norm_bound, B, "norm_bound"),
-        check_guarantees=check_guarantees,
         adaptive=is_adaptive if cap is not None else None,
         eta_cap=cap,
         max_time=_as_batch_array(np.inf if max_time is None else max_time, B, "max_time")
@@ -660,16 +590,20 @@ def run(
     )
     with threadpool_limits(limits=blas_threads, user_api="blas"):
         with np.errstate(all="ignore"):
-            return _loop(prob, _Batch(widths, W0), runs, settings)
+            return _loop(prob, _Batch(widths, W0), runs, tracker, settings)
 
 
-def _empty_result(Wout: np.ndarray, widths: list[int], offsets, rank_threshold) -> RunResult:
+def _empty_result(
+    Wout: np.ndarray, widths: list[int], offsets, rank_threshold, checked: bool
+) -> RunResult:
     """The result of a batch before any run finishes, filled in by :func:`_finish`:
     ``weights`` are views of ``Wout`` (one flat row of all layers per run, ``(B, n)``), and
-    ``status`` is an object array until the loop ends."""
+    ``status`` is an object array until the loop ends; the failure counters are ``-1``
+    (not checked) unless ``checked``."""
     B, N = Wout.shape[0], len(widths) - 1
     nan = lambda: np.full(B, np.nan)  # noqa: E731
     zero = lambda: np.zeros(B, dtype=np.int64)  # noqa: E731
+    counter = lambda: np.full(B, 0 if checked else -1, dtype=np.int64)  # noqa: E731
     o, w = offsets, widths
     return RunResult(
         status=np.full(B, BUDGET, dtype=object),
@@ -680,9 +614,9 @@ def _empty_result(Wout: np.ndarray, widths: list[int], offsets, rank_threshold) 
         grad_norm=nan(),
         initial_loss=nan(),
         initial_grad_norm=nan(),
-        decrease_failures=zero(),
-        drift_failures=zero(),
-        norm_failures=zero(),
+        decrease_failures=counter(),
+        drift_failures=counter(),
+        norm_failures=counter(),
         max_balance_drift=nan(),
         max_weight_norm=nan(),
         rank_threshold=rank_threshold,
@@ -694,11 +628,13 @@ def _empty_result(Wout: np.ndarray, widths: list[int], offsets, rank_threshold) 
     )
 
 
-def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> RunResult:
-    B, N, widths = batch.b, batch.N, batch.widths
-    dim = max(widths)
+def _loop(
+    prob: Problem, batch: _Batch, runs: _Runs, tracker: Tracker | None, settings: _Settings
+) -> RunResult:
+    B, widths = batch.b, batch.widths
     Wout = np.empty_like(batch.Wflat)
-    out = _empty_result(Wout, widths, batch.offsets, settings.rank_threshold)
+    checked = tracker is not None
+    out = _empty_result(Wout, widths, batch.offsets, settings.rank_threshold, checked)
     decreasing = bool(np.any(runs.alpha > 0))
     logs: list[dict[str, np.ndarray]] = []
     runs.log_pos = np.zeros(B, dtype=np.int64)
@@ -727,10 +663,12 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
             eta2, half_eta = eta_k * eta_k, 0.5 * eta_k
         if k == 0:
             _start(runs, batch, prob, settings, out, L, eps, g2)
-        elif runs.check_guarantees:
-            _check_decrease(runs, batch, prob, eps, dim)
-        if runs.check_guarantees:
-            _check_bounds(runs, batch, k, dim)
+            if checked:
+                tracker.start(batch.W)
+        elif checked:
+            tracker.check_decrease(eps, prob.lam_max)
+        if checked:
+            tracker.check(batch.W, runs.D0, k)
         # Divergence: a non-finite value (NaN compares False) or L above the limit.
         bad = ~((L <= runs.div_limit) & (g2 < np.inf))
         done = bad
@@ -752,10 +690,12 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
         if any_done:
             converged = conv if settings.gtol > 0 else np.zeros_like(bad)
             status = np.where(bad, DIVERGED, np.where(converged, CONVERGED, BUDGET))
-            _finish(out, Wout, runs, batch, done, status, k, L, eps, g2, N)
+            _finish(out, Wout, runs, tracker, batch, done, status, k, L, eps, g2)
             keep = ~done
             batch.compact(keep)
             runs.keep(keep)
+            if checked:
+                tracker.keep(keep)
             eps, g2, s = eps[keep], g2[keep], s[keep]
             eta_k, eta2, half_eta = eta_k[keep], eta2[keep], half_eta[keep]
             if batch.b == 0:
@@ -763,9 +703,8 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
             budget_min = runs.budget.min()
             next_log = _first_log(runs)
         batch.update()
-        if runs.check_guarantees:
-            _advance(runs, s, N)
-        runs.eps_prev, runs.g2_prev, runs.half_eta_prev = eps, g2, half_eta
+        if checked:
+            tracker.advance(s, eps, g2, half_eta)
         if adaptive:
             runs.ad_inc += np.sqrt(s)
             runs.flow += eta_k
@@ -783,30 +722,13 @@ def _loop(prob: Problem, batch: _Batch, runs: _Runs, settings: _Settings) -> Run
 
 
 def _start(runs: _Runs, batch: _Batch, prob, settings: _Settings, out, L, eps, g2) -> None:
-    """Thresholds fixed at ``k = 0`` and exact anchors of the trackers (none when the
-    guarantees are not checked: the counters then stay ``-1``)."""
-    b, N = batch.b, batch.N
+    """Thresholds fixed at ``k = 0`` and the balance matrices of ``W(0)`` (the reference of
+    the logged drift and of the tracked one)."""
     out.initial_loss[:], out.initial_grad_norm[:] = L, np.sqrt(g2)
     runs.div_limit = settings.divergence_factor * np.maximum(L, prob.L_zero)
     runs.conv_eps = settings.ftol * np.maximum(eps, np.finfo(np.float64).tiny)
     runs.conv_g2 = (settings.gtol * np.sqrt(g2)) ** 2
-    counted = 0 if runs.check_guarantees else -1
-    runs.decrease_failures = np.full(b, counted, dtype=np.int64)
-    runs.drift_failures = np.full(b, counted, dtype=np.int64)
-    runs.norm_failures = np.full(b, counted, dtype=np.int64)
-    runs.D0 = metrics.balance_matrices(batch.W)  # also the reference of the logged drift
-    if not runs.check_guarantees:
-        return
-    runs.norms0 = metrics.weight_norms(batch.W)
-    runs.anchor = np.concatenate([runs.norms0, np.zeros((b, N - 1))], axis=1)
-    runs.inc = np.zeros_like(runs.anchor)
-    runs.trigger = np.zeros_like(runs.anchor)
-    runs.limit = np.zeros_like(runs.anchor)
-    runs.peak = runs.anchor.copy()
-    runs.drift_exact = np.zeros(b)
-    runs.norm_exact = np.zeros(b)
-    r, c = np.nonzero(np.ones_like(runs.anchor, dtype=bool))
-    _anchor(runs, r, c, runs.anchor[r, c], 0, N, max(batch.widths))
+    runs.D0 = metrics.balance_matrices(batch.W)
 
 
 def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k: int):
@@ -853,127 +775,18 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
     return eta
 
 
-def _check_decrease(runs: _Runs, batch: _Batch, prob: Problem, eps, dim: int) -> None:
-    """Guarantee 1 of theory.md 6 for the step ``k-1 -> k``; the rounding allowance is
-    evaluated only where the slack is positive, at the current iterate with the tracked
-    upper bounds of the spectral layer norms (they equal W(k-1)'s to O(eta))."""
-    slack = eps - runs.eps_prev + runs.half_eta_prev * runs.g2_prev
-    pos = slack > 0
-    if _any(pos):
-        nu = (runs.anchor + runs.inc)[:, : batch.N]
-        tol = decrease_tolerance(runs.eps_prev, runs.g2_prev, prob.lam_max, nu**2, batch.N, dim)
-        runs.decrease_failures += pos & (slack > tol)
-
-
-def _anchor(runs: _Runs, r: np.ndarray, c: np.ndarray, v: np.ndarray, k: int, N: int, dim: int):
-    """Record exact values ``v`` of the tracked quantities ``(r[i], c[i])`` (run row,
-    column) at iterate ``k``: new anchors, failure limits (bound plus rounding allowance)
-    and trigger levels. A running bound asks for a new exact value once it exceeds the
-    largest exact value of its kind in the run by :data:`NORM_RTOL` (norms) or
-    :data:`TRACK_RTOL` (drift, at least the rounding allowance) times the larger of that
-    value and the run's bound, or once it could cross the run's bound."""
-    # The bound before this anchor never exceeded its trigger and only grew since the last
-    # anchor: min(bound now, trigger) bounds every iterate of that stretch.
-    ub = np.minimum(runs.anchor[r, c] + runs.inc[r, c], runs.trigger[r, c])
-    runs.peak[r, c] = np.maximum(runs.peak[r, c], np.maximum(ub, v))
-    runs.anchor[r, c] = v
-    runs.inc[r, c] = 0.0
-    is_norm = c < N
-    bound = np.where(is_norm, runs.norm_bound[r], runs.drift_bound[r])
-    # `base`: the level the run's maximum is known to have reached. Norms: the largest exact
-    # layer norm of the run (a layer below it cannot raise the run's maximum, so its bound
-    # may grow up to that level before it needs an exact value); drift: the largest exact
-    # drift of the run.
-    np.maximum.at(runs.norm_exact, r[is_norm], v[is_norm])
-    base = np.where(is_norm, runs.norm_exact[r], 0.0)
-    floor = np.zeros_like(v)
-    limit = bound + norm_allowance(bound, dim, k)
-    if N > 1 and not is_norm.all():
-        dr = ~is_norm
-        np.maximum.at(runs.drift_exact, r[dr], v[dr])
-        j, rr = c[dr] - N, r[dr]
-        nu = runs.anchor + runs.inc
-        sq = nu[rr, j] ** 2 + nu[rr, j + 1] ** 2 + runs.norms0[rr, j] ** 2
-        sq += runs.norms0[rr, j + 1] ** 2
-        allow = _rounding_scale(dim, k) * sq
-        limit[dr] = bound[dr] + allow
-        base[dr], floor[dr] = runs.drift_exact[rr], allow
-    # A running bound may exceed `base` by the relative precision times the larger of
-    # `base` and the run's bound: with a bound, the counters need no precision far below it
-    # (the drift starts at 0 and would otherwise ask for an exact value at every 25% of
-    # growth from the rounding level up).
-    scale = np.maximum(base, np.where(np.isfinite(bound), bound, 0.0))
-    trig = np.maximum(base + np.where(is_norm, NORM_RTOL, TRACK_RTOL) * scale, floor)
-    # Below its bound a quantity is re-checked before it can cross it; above, the lower
-    # bound anchor - inc certifies the failure until it could fall back below the limit.
-    cap = np.where(v <= bound, bound, limit)
-    runs.trigger[r, c] = np.where(v <= limit, np.minimum(trig, cap), trig)
-    runs.limit[r, c] = limit
-    runs.trigger_above_limit = runs.bounded and _any(runs.trigger > runs.limit)
-
-
-def _exact(batch: _Batch, runs: _Runs, r: np.ndarray, c: int) -> np.ndarray:
-    """Exact value of tracked column ``c`` for the rows ``r``: ``||W_c||_2`` for ``c < N``,
-    else ``||D_j - D_j(0)||_2`` with ``j = c - N`` (spectral norms, metrics)."""
-    N = batch.N
-    if c < N:
-        return metrics.spectral_norm(batch.W[c][r])
-    j = c - N
-    W = [batch.W[j][r], batch.W[j + 1][r]]
-    return metrics.balance_drifts(W, [runs.D0[j][r]])[:, 0]
-
-
-def _check_bounds(runs: _Runs, batch: _Batch, k: int, dim: int) -> None:
-    """Guarantees 2 and 3 of theory.md 6 at iterate ``k`` and the running maxima
-    (theory.md 12): exact spectral norms only for the quantities whose running bounds
-    cannot decide (upper bound past its trigger, or past the limit while the lower bound
-    ``anchor - inc`` is not)."""
-    N = batch.N
-    ub = runs.anchor + runs.inc
-    need = ub > runs.trigger
-    # Past the limit implies past the trigger unless some trigger lies above its limit.
-    past = ub > runs.limit if runs.trigger_above_limit else None
-    if past is not None and _any(past):  # else no bound is broken: lower <= upper bound
-        fail = runs.anchor - runs.inc > runs.limit
-        need |= past & ~fail
-        sure = ~need.any(axis=1)
-        runs.norm_failures += sure & np.any(fail[:, :N], axis=1)
-        runs.drift_failures += sure & np.any(fail[:, N:], axis=1)
-    if _any(need):
-        # Refresh with them every quantity of the same runs close to its own trigger
-        # (COALESCE): one batched recomputation now instead of many single-quantity ones
-        # soon after. Only runs that need one: a run already decided above is counted
-        # there, and a run's counters and recomputations never depend on its batch.
-        need |= (runs.inc > COALESCE * (runs.trigger - runs.anchor)) & need.any(axis=1)[:, None]
-        rows, cols = np.nonzero(need)
-        vals = np.empty(rows.size)
-        for c in np.unique(cols):  # norms first: drift allowances use the new norms
-            at = cols == c
-            vals[at] = _exact(batch, runs, rows[at], int(c))
-        vals[~np.isfinite(vals)] = np.inf  # a non-finite iterate: the run diverges here
-        _anchor(runs, rows, cols, vals, k, N, dim)
-        over = np.zeros(need.shape, bool)
-        over[rows, cols] = vals > runs.limit[rows, cols]
-        hit = np.unique(rows)
-        if runs.bounded:  # rows decided exactly: anchored columns exactly, others by bounds
-            fail = runs.anchor - runs.inc > runs.limit
-            over[hit] |= fail[hit]
-        runs.norm_failures[hit] += np.any(over[hit, :N], axis=1)
-        runs.drift_failures[hit] += np.any(over[hit, N:], axis=1)
-
-
-def _advance(runs: _Runs, s: np.ndarray, N: int) -> None:
-    """Increments of the running bounds by the step ``W(k+1) = W(k) - eta G(k)``:
-    ``||W_j||_2`` moves by at most ``||eta G_j||_F`` and ``D_j`` by
-    ``eta^2 (G_{j+1}^T G_{j+1} - G_j G_j^T)``, of norm at most
-    ``max(||eta G_j||_F^2, ||eta G_{j+1}||_F^2)`` (theory.md 4 and 12)."""
-    runs.inc[:, :N] += np.sqrt(s)
-    if N > 1:
-        runs.inc[:, N:] += np.maximum(s[:, 1:], s[:, :-1])
-
-
 def _finish(
-    out: RunResult, Wout: np.ndarray, runs: _Runs, batch: _Batch, done, status, k, L, eps, g2, N
+    out: RunResult,
+    Wout: np.ndarray,
+    runs: _Runs,
+    tracker: Tracker | None,
+    batch: _Batch,
+    done,
+    status,
+    k,
+    L,
+    eps,
+    g2,
 ) -> None:
     fin = runs.ids[done]
     out.status[fin] = status[done]
@@ -993,13 +806,11 @@ def _finish(
         out.eta_largest[i] = eta0
         out.eta_smallest[i] = out.eta_final[i] = step_sizes(eta0, alpha, tau, k)
         out.flow_time[i] = flow_time(eta0, alpha, tau, k)
-    out.decrease_failures[fin] = runs.decrease_failures[done]
-    out.drift_failures[fin] = runs.drift_failures[done]
-    out.norm_failures[fin] = runs.norm_failures[done]
-    if runs.check_guarantees:
-        peak = np.maximum(runs.peak[done], runs.anchor[done] + runs.inc[done])
-        out.max_weight_norm[fin] = peak[:, :N].max(axis=1)
-        out.max_balance_drift[fin] = peak[:, N:].max(axis=1) if N > 1 else 0.0
+    if tracker is not None:
+        out.decrease_failures[fin] = tracker.decrease_failures[done]
+        out.drift_failures[fin] = tracker.drift_failures[done]
+        out.norm_failures[fin] = tracker.norm_failures[done]
+        out.max_weight_norm[fin], out.max_balance_drift[fin] = tracker.peaks(done)
 
 
 def _gram_singular_values(A: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +88,6 @@ class Run:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-    def __getitem__(self, name: str) -> Any:  # runs read like the rows they become
-        return getattr(self, name)
 
     def init_seed(self, base_seed: int) -> np.random.SeedSequence:
         """The seed of the run's initial weights: a function of :data:`INIT_KEYS` only."""
@@ -219,6 +216,18 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class StepSearch:
+    """Settings of a bisection for a step-size limit (:mod:`deeplinear.search`): the budget
+    and tolerances of every probe (``settings``), the bracket's ends as multiples ``lo`` and
+    ``hi`` of a reference step, and the relative precision ``rtol``."""
+
+    settings: Settings
+    lo: float
+    hi: float
+    rtol: float
+
+
+@dataclass(frozen=True)
 class Family:
     """A kind of start on one dataset whose critical step the threshold search measures."""
 
@@ -270,6 +279,11 @@ class ThresholdSearch:
         settings = Settings(ts["time"], ts["max_iter"], ts["gtol"], 2, base_seed)
         return cls(tuple(families), settings, ts["lo"], ts["hi"], ts["rtol"], tuple(runs), shards)
 
+    @property
+    def step_search(self) -> StepSearch:
+        """The bisection settings of the search, for any set of starts."""
+        return StepSearch(self.settings, self.lo, self.hi, self.rtol)
+
     def family_of(self, shard: str) -> Family:
         return self.families[int(shard.split("-")[0][1:])]
 
@@ -289,6 +303,8 @@ class Plan:
     figures: Mapping[str, Any]
     results_dir: str
     figures_dir: str
+    #: :func:`size_of` the config, where :func:`build` counted it (else None).
+    size: Mapping[str, Any] | None = field(default=None, compare=False)
 
     @classmethod
     def from_config(
@@ -487,13 +503,14 @@ def build(
     strictly (:func:`read_yaml`: duplicate keys, encoding), ``cfg`` validated and filled
     (:func:`validate`), output locations (:func:`check_locations`) and sizes
     (:func:`check_size`) checked, every dataset built (:func:`dataset_dims`), the plan
-    built (:meth:`Plan.from_config`). Raises :class:`InputError` naming the key or file."""
+    built (:meth:`Plan.from_config`) with its size (``Plan.size``). Raises
+    :class:`InputError` naming the key or file."""
     for path in configfiles:
         read_yaml(path)
     validate(cfg, schema)
     check_locations(cfg, root, is_default(configfiles, root))
-    check_size(cfg, allow_large)
-    return Plan.from_config(cfg, dataset_dims(cfg))
+    size = check_size(cfg, allow_large)
+    return replace(Plan.from_config(cfg, dataset_dims(cfg)), size=size)
 
 
 def check(cfg: Mapping[str, Any], dims: Mapping[str, tuple[int, int]]) -> None:
@@ -671,7 +688,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as err:
         print(f"Error in the config ({args[-1]}): {err}", file=sys.stderr)
         return 1
-    size = size_of(cfg)
+    size = plan.size
     print(
         f"{args[1]}: {len(plan.experiments)} experiments and the threshold search: "
         f"{size['runs']} runs in {size['shards']} shards (threshold search: "

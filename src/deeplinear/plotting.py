@@ -561,3 +561,221 @@ def published_markers(points: pd.DataFrame) -> pd.DataFrame:
         loss_lo=points["loss"] / points["loss_factor"],
         loss_hi=points["loss"] * points["loss_factor"],
     )
+
+
+# --- Panels the figure notebooks draw (figures 4, 6, 7, 8, 9) ------------------------------
+
+
+def draw_escape_times(
+    ax2: plt.Axes, ax3: plt.Axes, points: pd.DataFrame, fits: pd.DataFrame, palette: str
+) -> None:
+    """Escape time against ``xi`` per depth (figure 4, theory.md 8): ``N = 2`` on ``ax2``
+    with the fitted ``a + b log(1/xi)`` and the best power law, ``N >= 3`` on ``ax3`` (log
+    scale) with the predicted ``c xi^(2-N)`` (:func:`escape_curves`). ``points``: rows of
+    :func:`escape_points`; ``fits``: escape_scaling.csv rows. Escaped runs are dots,
+    censored ones (still on the plateau when the run ended, at their ``t``) open triangles."""
+    deep = sorted(d for d in points["depth"].unique() if d >= 3)
+    shades = dict(zip(deep, sns.color_palette(palette, max(len(deep), 1)), strict=False))
+    for N, g in points.groupby("depth"):
+        ax = ax2 if N == 2 else ax3
+        color = "k" if N == 2 else shades[N]
+        ok = g[g["escaped"]]
+        ax.scatter(ok["init_xi"], ok["t"], s=14, color=color, alpha=0.7,
+                   label=f"N = {N}: escaped")  # fmt: skip
+        cens = g[~g["escaped"]]
+        if len(cens):
+            ax.scatter(cens["init_xi"], cens["t"], marker="^",
+                       facecolors="none", edgecolors=color,
+                       label=f"N = {N}: not escaped when the run ended")  # fmt: skip
+        f = fits[fits["depth"] == N]
+        if f.empty or f["fitted_exponent"].isna().all():
+            continue
+        f = f.iloc[0]
+        curve = escape_curves(f, ok)
+        if N == 2:
+            ax.plot(curve["xi"], curve["log"], color=color,
+                    label=f"fit a + b log(1/xi), b = {f['log_slope']:.3g}")  # fmt: skip
+            ax.plot(curve["xi"], curve["power"], ":", color="grey",
+                    label=f"best power law, xi^{f['fitted_exponent']:.2f}")  # fmt: skip
+        else:
+            fitted = f"fitted xi^{f['fitted_exponent']:.2f}"
+            ax.plot(curve["xi"], curve["predicted"], "--", color=color,
+                    label=f"predicted xi^{2 - N} ({fitted})")  # fmt: skip
+    ax2.set(xscale="log", xlabel="perturbation size xi", ylabel="escape time t = eta k",
+            title="N = 2: t grows like log(1/xi)")  # fmt: skip
+    ax3.set(xscale="log", yscale="log", xlabel="perturbation size xi",
+            ylabel="escape time t = eta k", title="N >= 3: t grows like xi^(2-N)")  # fmt: skip
+    for ax in (ax2, ax3):
+        ax.legend(fontsize="x-small")
+
+
+def draw_escape_exponents(ax: plt.Axes, fits: pd.DataFrame) -> None:
+    """The fitted power of ``xi`` against depth beside the predicted ``2 - N`` (figure 4,
+    theory.md 8), for the depths ``N >= 3`` of escape_scaling.csv rows ``fits``."""
+    fitted = fits[fits["depth"] >= 3]
+    ax.plot(fitted["depth"], fitted["predicted_exponent"], "s-", color="grey",
+            label="predicted 2 - N")  # fmt: skip
+    ax.plot(fitted["depth"], fitted["fitted_exponent"], "o", color="k",
+            label="fitted power of xi")  # fmt: skip
+    ax.set(xlabel="depth N", ylabel="exponent s in t ~ xi^s",
+           title="Escape exponent: data vs theory.md 8")  # fmt: skip
+    ax.set_xticks(sorted(fitted["depth"].unique()) or [3])
+    ax.legend(fontsize="x-small")
+
+
+def draw_band(
+    ax: plt.Axes, rows: pd.DataFrame, column: str, fmt: str, color: str, label: str, **kw
+) -> None:
+    """``column`` against ``depth`` (marker and line style ``fmt``, markers of size 4) over
+    the band from ``{column}_min`` to ``{column}_max`` (figure 6: median and range over the
+    starts); ``kw`` go to the line."""
+    ax.fill_between(rows["depth"], rows[f"{column}_min"], rows[f"{column}_max"], color=color,
+                    alpha=0.2, lw=0)  # fmt: skip
+    ax.plot(rows["depth"], rows[column], fmt, color=color, ms=4, label=label, **kw)
+
+
+def threshold_title(
+    family: str, reference: pd.DataFrame, adaptive: pd.DataFrame, rows: pd.DataFrame
+) -> str:
+    """Figure 6's panel title of ``family``: its name, the critical step's fitted factor per
+    layer and power of ``N`` (``reference``: the family's :func:`family_reference` rows, may
+    be empty), the same for the adaptive step before its cap (``adaptive``:
+    :func:`adaptive_fits` indexed by family) and the starts without a critical step
+    (``rows``: the family's :func:`threshold_summary` rows), one line each where known."""
+    title = family
+    if len(reference):
+        q, p = reference["fitted_factor"].iloc[0], reference["fitted_power"].iloc[0]
+        title += f"\ncritical step fit: x{q:.2f} per layer, N^{p:.2f}"
+    if family in adaptive.index:
+        q, p = adaptive.loc[family, "factor"], adaptive.loc[family, "power"]
+        title += f"\nadaptive step before cap: x{q:.2f} per layer, N^{p:.2f}"
+    missing = int((rows["n_starts"] - rows["n_critical_found"]).sum())
+    if missing:
+        title += f"\nno critical step found: {missing} of {int(rows['n_starts'].sum())} starts"
+    return title
+
+
+def label_grid(axes: np.ndarray, n: int, xlabel: str, ylabel: str) -> None:
+    """A ``(rows, cols)`` grid of panels of which the first ``n`` are used: the others
+    hidden, ``xlabel`` under the last row, ``ylabel`` beside the first column."""
+    for ax in axes.flat[n:]:
+        ax.set_axis_off()
+    for ax in axes[-1]:
+        ax.set_xlabel(xlabel)
+    for row in axes:
+        row[0].set_ylabel(ylabel)
+
+
+def legend_handles(axes) -> dict[str, object]:
+    """Label -> first handle with that label over the panels ``axes``, in drawing order:
+    one legend entry per label for a figure whose panels repeat them."""
+    handles: dict[str, object] = {}
+    for ax in np.ravel(axes):
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, h)
+    return handles
+
+
+def within_bound_shares(runs: pd.DataFrame) -> pd.DataFrame:
+    """Where the runs with ``step_multiple <= 1`` ended, per start and depth (rows of
+    :func:`start_depth_labels`, first row at the bottom; :func:`outcome_shares`; figure 7)."""
+    within = runs[runs["step_multiple"] <= 1]
+    return outcome_shares(within.assign(row=start_depth_labels(within)), "row", ascending=False)
+
+
+def draw_converged_heatmap(ax: plt.Axes, share: pd.DataFrame) -> None:
+    """Figure 7's heatmap of :func:`converged_share`: the fraction converged per depth and
+    step multiple, annotated in percent, red (none) to green (all)."""
+    sns.heatmap(share, annot=True, fmt=".0%", cmap="RdYlGn", vmin=0, vmax=1,
+                cbar_kws={"label": "fraction converged"}, annot_kws={"fontsize": "x-small"},
+                ax=ax)  # fmt: skip
+    ax.set(xlabel=r"step multiple $\eta/\eta_{\mathrm{cert}}$ (bound at 1)", ylabel="depth N",
+           title="converged within budget (all starts)")  # fmt: skip
+
+
+def outcome_legend_below(ax: plt.Axes) -> None:
+    """The outcome colours' legend (:func:`outcome_legend`) centred below ``ax``."""
+    handles, labels = outcome_legend()
+    ax.legend(handles=handles, labels=labels, fontsize="x-small", loc="upper center",
+              bbox_to_anchor=(0.5, -0.15), ncol=2)  # fmt: skip
+
+
+def reading_title(search: pd.DataFrame, experiment: str) -> str:
+    """Figure 8's title: the reading drawn (the row of ``experiment`` in
+    authors_readings.csv ``search``), its score and rank among the readings."""
+    chosen = search[search["experiment"] == experiment]
+    if not len(chosen):
+        return "reading not in the search"
+    row = chosen.iloc[0]
+    return (
+        f"reading {row['reading']}: score {row['score']:.2g}, rank {row['rank']} of {len(search)}"
+    )
+
+
+def readings_shown(search: pd.DataFrame, experiments: Sequence[str], top: int = 3) -> pd.DataFrame:
+    """The readings figure 8 lists: those of ``experiments`` and the ``top`` best ranked,
+    with their rank, score columns and experiment."""
+    shown = search[search["experiment"].isin(list(experiments)) | (search["rank"] <= top)]
+    scores = [c for c in search.columns if c.startswith("score")]
+    return shown[["reading", "rank", *scores, "experiment"]]
+
+
+def draw_published_points(ax: plt.Axes, points: pd.DataFrame, color, label: str) -> None:
+    """Published points (rows of :func:`published_markers`) as open circles with their
+    reading precision as error bars (figure 9)."""
+    ax.errorbar(
+        points["epoch"], points["loss"],
+        xerr=[points["epoch"] - points["epoch_lo"], points["epoch_hi"] - points["epoch"]],
+        yerr=[points["loss"] - points["loss_lo"], points["loss_hi"] - points["loss"]],
+        fmt="o", ms=4, mfc="white", color=color, lw=0.6, label=label,
+    )  # fmt: skip
+
+
+def draw_tanh_critical(ax: plt.Axes, summary: pd.DataFrame, laws: dict[str, str]) -> None:
+    """Figure 9: the critical constant step against depth per activation (median, range;
+    :func:`tanh_critical_summary`, the fitted law of :func:`tanh_law_labels` in the label),
+    the linear network's dashed, and the linear certified step at the start dotted."""
+    for act, g in summary.groupby("activation"):
+        style = dict(marker="o", ls="-") if act != "identity" else dict(marker="s", ls="--")
+        name = "linear (identity)" if act == "identity" else f"tanh ({act})"
+        ax.plot(g["depth"], g["critical_eta"], label=f"critical, {name}: {laws.get(act, '')}",
+                **style)  # fmt: skip
+        ax.fill_between(g["depth"], g["critical_eta_min"], g["critical_eta_max"], alpha=0.2)
+    lin = summary[summary["activation"] == "identity"]
+    ax.plot(lin["depth"], lin["eta_lin"], color="k", ls=":",
+            label="linear certified step at the start")  # fmt: skip
+    ax.set(yscale="log", xlabel="depth N", ylabel="step size",
+           title="Critical constant step against depth")  # fmt: skip
+    ax.legend(fontsize="x-small")
+
+
+def draw_tanh_outcomes(ax: plt.Axes, outcomes: pd.DataFrame, activation: str, palette) -> None:
+    """Figure 9: the fractions of runs that converged (solid) and diverged (dashed) against
+    the constant step's multiple of the linear certified step, per depth, for
+    ``activation`` (tanh_outcomes.csv rows ``outcomes``)."""
+    o = outcomes[outcomes["activation"] == activation]
+    colors = sns.color_palette(palette, o["depth"].nunique())
+    for color, (N, g) in zip(colors, o.groupby("depth"), strict=True):
+        ax.plot(g["multiple"], g["converged"], color=color, marker="o",
+                label=f"N = {N} converged")  # fmt: skip
+        ax.plot(g["multiple"], g["diverged"], color=color, ls="--", lw=0.8)
+    ax.axvline(1.0, color="k", ls=":", lw=0.8)
+    ax.set(xscale="log", ylim=(-0.05, 1.05),
+           xlabel=r"constant step / linear certified step $\eta_{lin}$",
+           ylabel="fraction of runs (dashed: diverged)",
+           title=f"tanh ({activation}) sweep outcomes")  # fmt: skip
+    ax.legend(fontsize="x-small")
+
+
+def draw_tanh_curves(
+    ax_loss: plt.Axes, ax_norm: plt.Axes, trajectories: pd.DataFrame, points: pd.DataFrame, colors
+) -> None:
+    """Figure 9: per depth (``colors``: depth -> colour) the loss (``ax_loss``) and the
+    product norm (``ax_norm``) of every seed against epochs (authors_tanh_trajectories
+    rows), and the published points of that depth (:func:`draw_published_points`)."""
+    for N, c in colors.items():
+        for _, g in trajectories[trajectories["depth"] == N].groupby("seed"):
+            ax_loss.plot(g["epoch"], g["loss"], color=c, lw=0.8)
+            ax_norm.plot(g["epoch"], g["product_norm"], color=c, lw=0.8)
+        label = f"N = {N} (published: circles)"
+        draw_published_points(ax_loss, points[points["depth"] == N], c, label)

@@ -23,6 +23,7 @@ import pandas as pd
 
 from deeplinear import gd, model, theory
 from deeplinear.errors import InputError
+from deeplinear.search import bisect_log_step
 
 BETWEEN, OUTPUT, IDENTITY = "between", "output", "identity"
 ACTIVATIONS = (BETWEEN, OUTPUT, IDENTITY)
@@ -388,6 +389,15 @@ def authors_runs(
     return res, iters
 
 
+def reading_runs(
+    X, Y, reading: dict, depth: int, seeds: Sequence[int], cfg: dict, base_seed: int
+) -> tuple[TanhResult, int]:
+    """:func:`authors_runs` of one reading of ``cfg["readings"]`` (its activation and
+    init) at the config's hidden width."""
+    return authors_runs(X, Y, reading["activation"], reading["init"], cfg["hidden_width"],
+                        depth, seeds, cfg, base_seed)  # fmt: skip
+
+
 def curve_table(res: TanhResult, step_scale: float, depth: int, seeds: Sequence[int]):
     """Logged trajectory in the published axis: ``epoch = step_scale * iteration + 1``."""
     t = res.trajectory
@@ -469,18 +479,18 @@ def critical_steps(X, Y, W0, eta_lin: np.ndarray, lo: np.ndarray, hi: np.ndarray
                    activation: str, sw: dict) -> np.ndarray:  # fmt: skip
     """Largest converging constant multiple of ``eta_lin`` per start by bisection on
     ``log`` between ``lo`` (converged) and ``hi`` (did not) to relative precision
-    ``sw['rtol']``; ``lo`` where ``hi`` is infinite, NaN where ``lo`` is NaN."""
+    ``sw['rtol']`` (:func:`deeplinear.search.bisect_log_step`); ``lo`` where ``hi`` is
+    infinite, NaN where ``lo`` is NaN."""
     lo, hi = np.array(lo, float), np.array(hi, float)
-    while np.any(open_ := np.isfinite(lo) & np.isfinite(hi) & (hi / lo > 1 + sw["rtol"])):
-        i = np.flatnonzero(open_)
-        mid = np.sqrt(lo[i] * hi[i])
-        eta = mid * eta_lin[i]
+
+    def converges(mid: np.ndarray, i: np.ndarray) -> np.ndarray:
+        eta = mid[i] * eta_lin[i]
         res = run(X, Y, [Wj[i] for Wj in W0], eta, budget(eta, sw["time"], sw["max_iter"]),
                   activation, gtol=sw["gtol"], log_points=2)  # fmt: skip
-        ok = res.status == gd.CONVERGED
-        lo[i[ok]] = mid[ok]
-        hi[i[~ok]] = mid[~ok]
-    return lo
+        return res.status == gd.CONVERGED
+
+    bracketed = np.isfinite(lo) & np.isfinite(hi)
+    return bisect_log_step(converges, lo, hi, sw["rtol"], bracketed)[0]
 
 
 SWEEP_COLUMNS = ("activation", "depth", "seed", "multiple", "eta", "eta_lin", "iterations",
