@@ -136,14 +136,15 @@ def test_partial_products_move_by_at_most_their_increment():
     ``||W_{N:j}||_2`` by at most ``prod (s_l + ||eta G_l||_F) - prod s_l`` over their
     layers (``gd._partial_increments``), also for steps far larger than certified."""
     for i in range(60, 120, 2):
-        prob, W, G, eps = segment_points(i)
+        prob, W, G, _ = segment_points(i)
         N = len(W)
         s = metrics.weight_norms(W)[None]
         pre0, suf0 = theory.partial_product_norms(W)
         for eta in np.array([1.0, 10.0, 100.0]) * theory.adaptive_step_at(prob, W, 1e6):
             h = np.array([[eta * np.linalg.norm(Gj) for Gj in G]])
             inc = gd._partial_increments(s, h)[0]
-            pre1, suf1 = theory.partial_product_norms([w - eta * g for w, g in zip(W, G)])
+            W1 = [w - eta * g for w, g in zip(W, G, strict=True)]
+            pre1, suf1 = theory.partial_product_norms(W1)
             moved = np.abs(np.r_[pre1[1:], suf1[:-1]] - np.r_[pre0[1:], suf0[:-1]])
             assert inc.shape == (2 * (N - 2),)
             assert np.all(moved <= inc * (1 + 1e-12) + 1e-15), (i, eta)

@@ -74,10 +74,15 @@ ADAPTIVE_NORM_BUDGET = 0.25
 
 #: The same for the prefix and suffix norms ``||W_{j:1}||_2``, ``||W_{N:j}||_2`` of the
 #: adaptive schedule (theory.md 14, Lemma B'): each enters a term of the Hessian bound
-#: once (squared), so one relative precision at every depth; a product whose exact norm is
-#: below ``ADAPTIVE_PART_FLOOR`` times the product of its layers' bounds gets its new exact
-#: value at that fraction of the latter (a zero product would otherwise need one every step).
+#: once (squared), so one relative precision at every depth. A product whose exact norm
+#: was at least ``ADAPTIVE_PART_USEFUL`` times the product of its layers' bounds (where
+#: the layers' bounds do as well) gets its next exact value only at
+#: ``ADAPTIVE_PART_LAX`` instead; a product whose exact norm is below
+#: ``ADAPTIVE_PART_FLOOR`` times the product of its layers' bounds gets its next one at that
+#: fraction of the latter (a zero product would otherwise need one every step).
 ADAPTIVE_PART_RTOL = 0.05
+ADAPTIVE_PART_USEFUL = 0.8
+ADAPTIVE_PART_LAX = 0.5
 ADAPTIVE_PART_FLOOR = 1e-3
 
 #: When one tracked quantity needs an exact value, every quantity of the same run whose
@@ -497,6 +502,7 @@ class _Runs:
     ad_inc: np.ndarray | None = None
     ad_part_anchor: np.ndarray | None = None
     ad_part_inc: np.ndarray | None = None
+    ad_part_rtol: np.ndarray | None = None
     step_hi: np.ndarray | None = None
     step_lo: np.ndarray | None = None
     step_now: np.ndarray | None = None
@@ -840,6 +846,7 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
         runs.ad_inc = np.zeros_like(runs.ad_anchor)
         runs.ad_part_anchor = np.zeros((b, 2 * max(N - 2, 0)))
         runs.ad_part_inc = np.full_like(runs.ad_part_anchor, np.inf)  # exact values at k = 0
+        runs.ad_part_rtol = np.full_like(runs.ad_part_anchor, ADAPTIVE_PART_RTOL)
         runs.flow = np.zeros(b)
         runs.step_hi, runs.step_lo = np.full(b, -np.inf), np.full(b, np.inf)
     rtol = min(ADAPTIVE_NORM_RTOL, ADAPTIVE_NORM_BUDGET / max(N - 1, 1))
@@ -897,8 +904,9 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray):
     ``pre``, ``suf`` arguments of :func:`theory.adaptive_step` (``(b, N - 1)`` each, ``inf``
     for the single layers ``W_1`` and ``W_N``, whose bound is ``s``; ``None`` for
     ``N <= 2``). A bound whose increments since its exact value exceed
-    :data:`ADAPTIVE_PART_RTOL` times that value (or :data:`ADAPTIVE_PART_FLOOR` times the
-    product of its layers' bounds, if larger) gets a new exact value: prefixes from the
+    :data:`ADAPTIVE_PART_RTOL` (:data:`ADAPTIVE_PART_LAX` where that value was close to the
+    product of its layers' bounds) times that value (or :data:`ADAPTIVE_PART_FLOOR` times
+    the product of its layers' bounds, if larger) gets a new exact value: prefixes from the
     forward pass's ``pre``, suffixes multiplied out for the runs that need one."""
     N, n = batch.N, batch.N - 2
     if n <= 0:
@@ -910,8 +918,8 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray):
         ],
         axis=1,
     )
-    anchor, inc = runs.ad_part_anchor, runs.ad_part_inc
-    need = inc > ADAPTIVE_PART_RTOL * np.maximum(anchor, ADAPTIVE_PART_FLOOR * crude)
+    anchor, inc, rtol = runs.ad_part_anchor, runs.ad_part_inc, runs.ad_part_rtol
+    need = inc > rtol * np.maximum(anchor, ADAPTIVE_PART_FLOOR * crude)
     need &= runs.adaptive[:, None]
     if _any(need):
         for c in np.flatnonzero(need[:, :n].any(axis=0)):  # prefix W_{c+2:1} = pre[c+1]
@@ -928,6 +936,8 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray):
                 if r.size:
                     anchor[rows[r], n + m - 2] = metrics.spectral_norm(A[r])
                     inc[rows[r], n + m - 2] = 0.0
+        useful = anchor < ADAPTIVE_PART_USEFUL * crude
+        rtol[need] = np.where(useful, ADAPTIVE_PART_RTOL, ADAPTIVE_PART_LAX)[need]
     part = anchor + inc
     one = np.full((batch.b, 1), np.inf)
     return np.concatenate([one, part[:, :n]], axis=1), np.concatenate([part[:, n:], one], axis=1)

@@ -375,11 +375,11 @@ ADAPTIVE_TINY = 1e-150
 ADAPTIVE_RTOL = 0.01
 
 
-def _logsumexp(x: np.ndarray, axis) -> np.ndarray:
-    """``log sum exp(x)`` over ``axis`` (``-inf`` entries are empty terms)."""
-    m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0.0)
-    return np.log(np.sum(np.exp(x - m), axis=axis)) + np.squeeze(m, axis=axis)
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """``log sum exp(x)`` over the last axis of ``(B, n)`` (``-inf`` entries are empty
+    terms; a row of them gives ``-inf``)."""
+    m = np.maximum(np.max(x, axis=1, keepdims=True), -1e300)
+    return np.log(np.sum(np.exp(x - m), axis=1)) + m[:, 0]
 
 
 def _log_increment(log_prod_s: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -389,50 +389,64 @@ def _log_increment(log_prod_s: np.ndarray, z: np.ndarray) -> np.ndarray:
     return log_prod_s + z + np.log(-np.expm1(-z))
 
 
-def _log_hessian_bound(s, g, log_Ps, log_eta, log_r0, log_lam, log_pre, log_suf) -> np.ndarray:
-    """``log M(eta)`` of theory.md 14 (Lemma B'), shape ``(B,)``, from ``s`` (raised to
-    :data:`ADAPTIVE_TINY`), ``g`` ``(B, N)``, ``log_Ps = sum_l log s_l``, ``log_eta``,
-    ``log_r0 = log sqrt(2 eps)`` ``(B,)`` and the logs of the partial-product bounds
-    ``log_pre`` ``(B, N - 1)`` (``p_j >= ||W_{j:1}||_2``, ``j = 1..N-1``) and ``log_suf``
-    ``(B, N - 1)`` (``q_j >= ||W_{N:j}||_2``, ``j = 2..N``), each already at most the
-    product of its layers' ``s`` (:func:`_adaptive_inputs`). On the segment
-    ``p'_j = p_j + prod_{l<=j} a_l - prod_{l<=j} s_l`` and likewise ``q'_j``;
-    ``A1 = sum_j (q'_{j+1} p'_{j-1})^2``, ``A2 = 2 sum_{i<j} (q'_{j+1} p'_{i-1}
-    prod_{i<l<j} a_l)^2`` (``p'_0 = q'_{N+1} = 1``). Products are sums of logs, sums of
-    nonnegative terms are log-sum-exps and ``prod a - prod s = prod s expm1(sum_l
-    log1p(eta g_l / s_l))``: nothing overflows at any depth."""
+@dataclass(frozen=True)
+class _Inputs:
+    """The ``eta``-independent inputs of :func:`_log_hessian_bound`, one row per run:
+    ``s`` (raised to :data:`ADAPTIVE_TINY`) and ``g`` ``(B, N)``; ``log_Ps = sum_l log s_l``
+    and ``log_r0 = log sqrt(2 eps)`` ``(B,)``; ``log_lam``; ``crude`` ``(B, 2(N - 1))`` the
+    logs of ``prod_{l<=j} s_l`` (``j = 1..N-1``) then of ``prod_{l>=j} s_l``
+    (``j = 2..N``); ``log_pq`` the logs of the prefix and suffix bounds ``p_j``, ``q_j`` in
+    the same order, at most those products."""
+
+    s: np.ndarray
+    g: np.ndarray
+    log_Ps: np.ndarray
+    log_r0: np.ndarray
+    log_lam: float
+    crude: np.ndarray
+    log_pq: np.ndarray
+
+
+def _log_hessian_bound(inp: _Inputs, log_eta: np.ndarray) -> np.ndarray:
+    """``log M(eta)`` of theory.md 14 (Lemma B'), shape ``(B,)``, at ``log_eta`` ``(B,)``.
+
+    On the segment ``p'_j = p_j + prod_{l<=j} a_l - prod_{l<=j} s_l`` and likewise
+    ``q'_j``; ``A1 = sum_j (q'_{j+1} p'_{j-1})^2``, ``A2 = 2 sum_{i<j} (q'_{j+1} p'_{i-1}
+    prod_{i<l<j} a_l)^2`` (``p'_0 = q'_{N+1} = 1``), the inner sum of ``A2`` by the
+    recursion ``U_{j+1} = U_j a_j^2 + p'_j^2``. Products are sums of logs (the suffix sums
+    accumulated from the end, never as differences), sums of nonnegative terms
+    log-sum-exps and ``prod a - prod s = prod s expm1(sum_l log1p(eta g_l / s_l))``: no
+    subtraction of nearly equal numbers, and nothing overflows at any depth."""
+    s, g = inp.s, inp.g
     B, N = s.shape
     eta_g = np.exp(log_eta)[:, None] * g
-    log_a = np.log(s + eta_g)
     z = np.log1p(eta_g / s)
-    log_s = np.log(s)
-    zero = np.zeros((B, 1))
-    # p'_{j}, j = 0..N-1 (p'_0 = 1) and q'_{j}, j = 2..N+1 (q'_{N+1} = 1), in logs
-    Lp = np.cumsum(log_s, axis=1)[:, :-1]
-    Zp = np.cumsum(z, axis=1)[:, :-1]
-    LP = np.concatenate([zero, np.logaddexp(log_pre, _log_increment(Lp, Zp))], axis=1)
-    Ls = np.cumsum(log_s[:, ::-1], axis=1)[:, :-1][:, ::-1]
-    Zs = np.cumsum(z[:, ::-1], axis=1)[:, :-1][:, ::-1]
-    LS = np.concatenate([np.logaddexp(log_suf, _log_increment(Ls, Zs)), zero], axis=1)
-    lA1 = _logsumexp(2.0 * (LP + LS), axis=1)
-    if N >= 2:
-        # log c_ij = LS_j + LP_i + sum_{i<l<j} log a_l (0-based, i < j)
-        CA = np.concatenate([zero, np.cumsum(log_a, axis=1)], axis=1)
-        i, j = np.triu_indices(N, 1)
-        lc = LS[:, j] + LP[:, i] + (CA[:, j] - CA[:, i + 1])
-        lA2 = math.log(2.0) + _logsumexp(2.0 * lc, axis=1)
-    else:
-        lA2 = np.full(B, -np.inf)
-    ldiff = _log_increment(log_Ps, z.sum(axis=1))  # log(prod a - prod s)
-    lrho = np.logaddexp(log_r0, 0.5 * log_lam + ldiff)
-    return np.logaddexp(log_lam + lA1, 0.5 * log_lam + lrho + 0.5 * lA2)
+    ldiff = _log_increment(inp.log_Ps, z.sum(axis=1))  # log(prod a - prod s)
+    lrho = np.logaddexp(inp.log_r0, 0.5 * inp.log_lam + ldiff)
+    if N == 1:  # A1 = 1, A2 = 0
+        return np.full(B, inp.log_lam)
+    Z = np.concatenate(
+        [np.cumsum(z[:, :-1], axis=1), np.cumsum(z[:, :0:-1], axis=1)[:, ::-1]], axis=1
+    )
+    # 2 log p'_j (j = 0..N-1, p'_0 = 1) in LP, 2 log q'_j (j = 2..N+1, q'_{N+1} = 1) in LS
+    LPS = np.zeros((B, 2 * N))
+    np.logaddexp(inp.log_pq, _log_increment(inp.crude, Z), out=LPS[:, 1:-1])
+    LPS *= 2.0
+    LP, LS = LPS[:, :N], LPS[:, N:]
+    lA1 = _logsumexp(LP + LS)
+    two_log_a = 2.0 * np.log(s + eta_g)
+    U = np.empty((B, N - 1))  # U[:, j - 1] = log sum_{i<j} (p'_i prod_{i<l<j} a_l)^2
+    U[:, 0] = LP[:, 0]
+    for j in range(1, N - 1):
+        np.logaddexp(U[:, j - 1] + two_log_a[:, j], LP[:, j], out=U[:, j])
+    lA2 = math.log(2.0) + _logsumexp(LS[:, 1:] + U)
+    return np.logaddexp(inp.log_lam + lA1, 0.5 * inp.log_lam + lrho + 0.5 * lA2)
 
 
-def _adaptive_inputs(s, g, eps, lam_max: float, pre=None, suf=None):
-    """``(s, g, log_Ps, log_r0, log_lam, log_pre, log_suf)`` for
-    :func:`_log_hessian_bound`. ``pre``, ``suf`` ``(B, N - 1)`` (``None``: no bound) are
-    replaced by the smaller of them and the product of the layers' ``s`` (both are upper
-    bounds; NaN counts as no bound)."""
+def _adaptive_inputs(s, g, eps, lam_max: float, pre=None, suf=None) -> _Inputs:
+    """The inputs of :func:`_log_hessian_bound`. ``pre``, ``suf`` ``(B, N - 1)`` (``None``:
+    no bound) are replaced by the smaller of them and the product of the layers' ``s``
+    (both are upper bounds; NaN counts as no bound)."""
     s, g = np.atleast_2d(np.asarray(s, dtype=np.float64)), np.atleast_2d(np.asarray(g, float))
     if s.shape != g.shape:
         raise InputError(f"s and g must have the same shape (B, N), got {s.shape} and {g.shape}")
@@ -440,18 +454,20 @@ def _adaptive_inputs(s, g, eps, lam_max: float, pre=None, suf=None):
     eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), s.shape[:1])
     s = np.maximum(s, ADAPTIVE_TINY)
     log_s = np.log(s)
-    log_pre = np.cumsum(log_s, axis=1)[:, :-1]
-    log_suf = np.cumsum(log_s[:, ::-1], axis=1)[:, :-1][:, ::-1]
+    crude = np.concatenate(
+        [np.cumsum(log_s[:, :-1], axis=1), np.cumsum(log_s[:, :0:-1], axis=1)[:, ::-1]], axis=1
+    )
+    log_pq = crude.copy()
     with np.errstate(divide="ignore", invalid="ignore"):
         log_r0 = 0.5 * np.log(2.0 * eps)
-        for name, given, crude in (("pre", pre, log_pre), ("suf", suf, log_suf)):
+        for name, given, cols in (("pre", pre, slice(0, N - 1)), ("suf", suf, slice(N - 1, None))):
             if given is None:
                 continue
             given = np.atleast_2d(np.asarray(given, dtype=np.float64))
             if given.shape != (B, N - 1):
                 raise InputError(f"{name} must have shape {(B, N - 1)}, got {given.shape}")
-            crude[:] = np.fmin(crude, np.log(np.maximum(given, 0.0)))
-    return s, g, log_s.sum(axis=1), log_r0, math.log(lam_max), log_pre, log_suf
+            log_pq[:, cols] = np.fmin(crude[:, cols], np.log(np.maximum(given, 0.0)))
+    return _Inputs(s, g, log_s.sum(axis=1), log_r0, math.log(lam_max), crude, log_pq)
 
 
 def adaptive_hessian_bound(s, g, eps, lam_max: float, eta, *, pre=None, suf=None) -> np.ndarray:
@@ -465,10 +481,10 @@ def adaptive_hessian_bound(s, g, eps, lam_max: float, eta, *, pre=None, suf=None
     suffix norms ``||W_{N:j}||_2`` (``j = 2..N``); without them (or where larger) the
     product of the layers' ``s`` stands in, which gives Lemma B's bound.
     """
-    s, g, log_Ps, log_r0, log_lam, lp, ls = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
-    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), s.shape[:1])
+    inp = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
+    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), inp.s.shape[:1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.exp(_log_hessian_bound(s, g, log_Ps, np.log(eta), log_r0, log_lam, lp, ls))
+        return np.exp(_log_hessian_bound(inp, np.log(eta)))
 
 
 def adaptive_step(
@@ -499,8 +515,8 @@ def adaptive_step(
     with chord steps (a chord point of a convex function is certified) narrows it to
     ``log(1 + rtol)``. Depth 1 returns ``min(1 / lam_max, eta_max)`` exactly.
     """
-    s, g, log_Ps, log_r0, log_lam, lp, ls = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
-    B, N = s.shape
+    inp = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
+    B, N = inp.s.shape
     eta_max = np.broadcast_to(np.asarray(eta_max, dtype=np.float64), (B,))
     if not np.all((eta_max > 0) & np.isfinite(eta_max)):
         raise InputError(f"eta_max must be finite and > 0, got {eta_max}")
@@ -508,11 +524,11 @@ def adaptive_step(
         return np.minimum(1.0 / lam_max, eta_max)
 
     def phi(u: np.ndarray) -> np.ndarray:
-        return u + _log_hessian_bound(s, g, log_Ps, u, log_r0, log_lam, lp, ls)
+        return u + _log_hessian_bound(inp, u)
 
     tol, slope = math.log1p(rtol), 2.0 * N - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        lM0 = _log_hessian_bound(s, g, log_Ps, np.full(B, -np.inf), log_r0, log_lam, lp, ls)
+        lM0 = _log_hessian_bound(inp, np.full(B, -np.inf))
         b = np.minimum(-lM0, np.log(eta_max))
         phi_b = phi(b)
         done = ~(phi_b > 0.0)  # certified at the upper end (or not finite: a diverging run)
