@@ -859,7 +859,7 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
             runs.ad_anchor[r, c] = metrics.spectral_norm(batch.W[c][r])
             runs.ad_inc[r, c] = 0.0
     bound = runs.ad_anchor + runs.ad_inc
-    pre, suf = _adaptive_partials(runs, batch, bound)
+    pre, suf, crude = _adaptive_partials(runs, batch, bound)
     if runs.all_adaptive:
         eta = runs.eta0 * theory.adaptive_step(
             bound, np.sqrt(s), eps, prob.lam_max, runs.eta_cap, pre=pre, suf=suf
@@ -876,48 +876,50 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
     np.multiply(batch.Gflat[:b], factor[:, None], out=batch.Gflat[:b])
     s *= (factor * factor)[:, None]
     if N > 2:
-        runs.ad_part_inc += _partial_increments(bound, np.sqrt(s))
+        runs.ad_part_inc += _partial_increments(bound, np.sqrt(s), crude)
     runs.step_now = eta
     runs.step_hi = np.fmax(runs.step_hi, eta)
     runs.step_lo = np.fmin(runs.step_lo, eta)
     return eta
 
 
-def _partial_increments(bound: np.ndarray, h: np.ndarray) -> np.ndarray:
+def _segment_products(x: np.ndarray) -> np.ndarray:
+    """``prod_{l<=j} x_l`` then ``prod_{l>=j} x_l`` for ``j = 2..N-1``: ``(b, N)`` to
+    ``(b, 2(N - 2))``, the column order of ``_Runs.ad_part_anchor``."""
+    N = x.shape[1]
+    pre = np.cumprod(x, axis=1)[:, 1 : N - 1]
+    suf = np.cumprod(x[:, ::-1], axis=1)[:, N - 2 : 0 : -1]
+    return np.concatenate([pre, suf], axis=1)
+
+
+def _partial_increments(bound: np.ndarray, h: np.ndarray, crude=None) -> np.ndarray:
     """Upper bounds of the changes of ``||W_{j:1}||_2`` and then of ``||W_{N:j}||_2``,
     ``j = 2..N-1``, shape ``(b, 2(N - 2))``, under the step ``W_l -> W_l - eta G_l``
     (theory.md 14, Lemma B' (i)): ``prod_l (s_l + h_l) - prod_l s_l`` over the layers of the
-    product, with ``bound`` ``(b, N)`` the layer bounds ``s_l >= ||W_l||_2`` and ``h``
-    ``(b, N)`` the step norms ``||eta G_l||_F``; as ``prod s expm1(sum log1p(h / s))``."""
+    product, with ``bound`` ``(b, N)`` the layer bounds ``s_l >= ||W_l||_2``, ``h``
+    ``(b, N)`` the step norms ``||eta G_l||_F`` and ``crude`` the products of ``bound``
+    (:func:`_segment_products`, computed if not given). Both products are rounded with a
+    relative error below ``N u``: ``4 N u prod (s + h)`` more covers their difference."""
     N = bound.shape[1]
-    sig = np.maximum(bound, theory.ADAPTIVE_TINY)
-    log_s, z = np.log(sig), np.log1p(h / sig)
-    L = np.concatenate([np.cumsum(log_s, axis=1), np.cumsum(log_s[:, ::-1], axis=1)], axis=1)
-    Z = np.concatenate([np.cumsum(z, axis=1), np.cumsum(z[:, ::-1], axis=1)], axis=1)
-    cols = np.r_[1 : N - 1, N + N - 2 : N : -1]  # prefixes j = 2..N-1, suffixes j = 2..N-1
-    L, Z = L[:, cols], Z[:, cols]
-    return np.exp(L + Z + np.log(-np.expm1(-Z)))
+    if crude is None:
+        crude = _segment_products(bound)
+    return _segment_products(bound + h) * (1.0 + 4.0 * N * _UNIT_ROUNDOFF) - crude
 
 
 def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray):
     """The prefix and suffix bounds of the adaptive runs at the current iterate as the
     ``pre``, ``suf`` arguments of :func:`theory.adaptive_step` (``(b, N - 1)`` each, ``inf``
-    for the single layers ``W_1`` and ``W_N``, whose bound is ``s``; ``None`` for
-    ``N <= 2``). A bound whose increments since its exact value exceed
+    for the single layers ``W_1`` and ``W_N``, whose bound is ``s``) and the products of the
+    layer bounds over the same segments (:func:`_segment_products`); ``None`` for
+    ``N <= 2``. A bound whose increments since its exact value exceed
     :data:`ADAPTIVE_PART_RTOL` (:data:`ADAPTIVE_PART_LAX` where that value was close to the
     product of its layers' bounds) times that value (or :data:`ADAPTIVE_PART_FLOOR` times
     the product of its layers' bounds, if larger) gets a new exact value: prefixes from the
     forward pass's ``pre``, suffixes multiplied out for the runs that need one."""
     N, n = batch.N, batch.N - 2
     if n <= 0:
-        return None, None
-    crude = np.concatenate(
-        [
-            np.cumprod(bound, axis=1)[:, 1 : N - 1],
-            np.cumprod(bound[:, ::-1], axis=1)[:, N - 2 : 0 : -1],
-        ],
-        axis=1,
-    )
+        return None, None, None
+    crude = _segment_products(bound)
     anchor, inc, rtol = runs.ad_part_anchor, runs.ad_part_inc, runs.ad_part_rtol
     need = inc > rtol * np.maximum(anchor, ADAPTIVE_PART_FLOOR * crude)
     need &= runs.adaptive[:, None]
@@ -940,7 +942,8 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray):
         rtol[need] = np.where(useful, ADAPTIVE_PART_RTOL, ADAPTIVE_PART_LAX)[need]
     part = anchor + inc
     one = np.full((batch.b, 1), np.inf)
-    return np.concatenate([one, part[:, :n]], axis=1), np.concatenate([part[:, n:], one], axis=1)
+    pre, suf = np.concatenate([one, part[:, :n]], axis=1), np.concatenate([part[:, n:], one], 1)
+    return pre, suf, crude
 
 
 def _check_decrease(runs: _Runs, batch: _Batch, prob: Problem, eps, dim: int) -> None:
