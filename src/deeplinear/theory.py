@@ -412,8 +412,8 @@ def _log_hessian_bound(inp: _Inputs, log_eta: np.ndarray) -> np.ndarray:
 
     On the segment ``p'_j = p_j + prod_{l<=j} a_l - prod_{l<=j} s_l`` and likewise
     ``q'_j``; ``A1 = sum_j (q'_{j+1} p'_{j-1})^2``, ``A2 = 2 sum_{i<j} (q'_{j+1} p'_{i-1}
-    prod_{i<l<j} a_l)^2`` (``p'_0 = q'_{N+1} = 1``), the inner sum of ``A2`` by the
-    recursion ``U_{j+1} = U_j a_j^2 + p'_j^2``. Products are sums of logs (the suffix sums
+    prod_{i<l<j} a_l)^2`` (``p'_0 = q'_{N+1} = 1``), the inner sum of ``A2`` as one
+    cumulative log-sum-exp. Products are sums of logs (the suffix sums
     accumulated from the end, never as differences), sums of nonnegative terms
     log-sum-exps and ``prod a - prod s = prod s expm1(sum_l log1p(eta g_l / s_l))``: no
     subtraction of nearly equal numbers, and nothing overflows at any depth."""
@@ -434,11 +434,10 @@ def _log_hessian_bound(inp: _Inputs, log_eta: np.ndarray) -> np.ndarray:
     LPS *= 2.0
     LP, LS = LPS[:, :N], LPS[:, N:]
     lA1 = _logsumexp(LP + LS)
-    two_log_a = 2.0 * np.log(s + eta_g)
-    U = np.empty((B, N - 1))  # U[:, j - 1] = log sum_{i<j} (p'_i prod_{i<l<j} a_l)^2
-    U[:, 0] = LP[:, 0]
-    for j in range(1, N - 1):
-        np.logaddexp(U[:, j - 1] + two_log_a[:, j], LP[:, j], out=U[:, j])
+    # U_j = log sum_{i<j} (p'_i prod_{i<l<j} a_l)^2 = 2 C_j + log sum_{i<j} p'_i^2 / e^(2 C_{i+1})
+    # with C_j = sum_{l<j} log a_l (0-based): a cumulative log-sum-exp over i
+    C2 = np.cumsum(2.0 * np.log(s[:, :-1] + eta_g[:, :-1]), axis=1)  # 2 C_1 .. 2 C_{N-1}
+    U = np.logaddexp.accumulate(LP[:, :-1] - C2, axis=1) + C2
     lA2 = math.log(2.0) + _logsumexp(LS[:, 1:] + U)
     return np.logaddexp(inp.log_lam + lA1, 0.5 * inp.log_lam + lrho + 0.5 * lA2)
 
