@@ -75,14 +75,14 @@ ADAPTIVE_NORM_BUDGET = 0.25
 #: The same for the prefix and suffix norms ``||W_{j:1}||_2``, ``||W_{N:j}||_2`` of the
 #: adaptive schedule (theory.md 14, Lemma B'): each enters a term of the Hessian bound
 #: once (squared), so one relative precision at every depth. A product whose exact norm
-#: was at least ``ADAPTIVE_PART_USEFUL`` times the product of its layers' bounds (where
-#: the layers' bounds do as well) gets its next exact value only at
-#: ``ADAPTIVE_PART_LAX`` instead; a product whose exact norm is below
-#: ``ADAPTIVE_PART_FLOOR`` times the product of its layers' bounds gets its next one at that
-#: fraction of the latter (a zero product would otherwise need one every step).
+#: was at least ``ADAPTIVE_PART_USEFUL`` times the product of its layers' bounds (so that
+#: the layers' bounds do about as well: balanced runs) gets its next exact value only at
+#: the next multiple of ``ADAPTIVE_PART_RECHECK`` iterations; a product whose exact norm
+#: is below ``ADAPTIVE_PART_FLOOR`` times the product of its layers' bounds gets its next
+#: one at that fraction of the latter (a zero product would otherwise need one every step).
 ADAPTIVE_PART_RTOL = 0.05
 ADAPTIVE_PART_USEFUL = 0.8
-ADAPTIVE_PART_LAX = 0.5
+ADAPTIVE_PART_RECHECK = 100
 ADAPTIVE_PART_FLOOR = 1e-3
 
 #: When one tracked quantity needs an exact value, every quantity of the same run whose
@@ -859,7 +859,7 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
             runs.ad_anchor[r, c] = metrics.spectral_norm(batch.W[c][r])
             runs.ad_inc[r, c] = 0.0
     bound = runs.ad_anchor + runs.ad_inc
-    pre, suf, crude = _adaptive_partials(runs, batch, bound)
+    pre, suf, crude = _adaptive_partials(runs, batch, bound, k)
     if runs.all_adaptive:
         eta = runs.eta0 * theory.adaptive_step(
             bound, np.sqrt(s), eps, prob.lam_max, runs.eta_cap, pre=pre, suf=suf
@@ -906,22 +906,27 @@ def _partial_increments(bound: np.ndarray, h: np.ndarray, crude=None) -> np.ndar
     return _segment_products(bound + h) * (1.0 + 4.0 * N * _UNIT_ROUNDOFF) - crude
 
 
-def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray):
+def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int):
     """The prefix and suffix bounds of the adaptive runs at the current iterate as the
     ``pre``, ``suf`` arguments of :func:`theory.adaptive_step` (``(b, N - 1)`` each, ``inf``
     for the single layers ``W_1`` and ``W_N``, whose bound is ``s``) and the products of the
     layer bounds over the same segments (:func:`_segment_products`); ``None`` for
     ``N <= 2``. A bound whose increments since its exact value exceed
-    :data:`ADAPTIVE_PART_RTOL` (:data:`ADAPTIVE_PART_LAX` where that value was close to the
-    product of its layers' bounds) times that value (or :data:`ADAPTIVE_PART_FLOOR` times
-    the product of its layers' bounds, if larger) gets a new exact value: prefixes from the
-    forward pass's ``pre``, suffixes multiplied out for the runs that need one."""
+    :data:`ADAPTIVE_PART_RTOL` times that value (or :data:`ADAPTIVE_PART_FLOOR` times the
+    product of its layers' bounds, if larger) gets a new exact value, and at iterations
+    ``k`` divisible by :data:`ADAPTIVE_PART_RECHECK` so does every bound whose last exact
+    value was close to the product of its layers' bounds (:data:`ADAPTIVE_PART_USEFUL`);
+    prefixes come from the forward pass's ``pre``, suffixes are multiplied out for the
+    runs that need one. Between exact values every bound stays the exact value plus the
+    increments since (a valid bound for all of them)."""
     N, n = batch.N, batch.N - 2
     if n <= 0:
         return None, None, None
     crude = _segment_products(bound)
     anchor, inc, rtol = runs.ad_part_anchor, runs.ad_part_inc, runs.ad_part_rtol
     need = inc > rtol * np.maximum(anchor, ADAPTIVE_PART_FLOOR * crude)
+    if k % ADAPTIVE_PART_RECHECK == 0:
+        need |= rtol == np.inf
     need &= runs.adaptive[:, None]
     if _any(need):
         for c in np.flatnonzero(need[:, :n].any(axis=0)):  # prefix W_{c+2:1} = pre[c+1]
@@ -939,7 +944,7 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray):
                     anchor[rows[r], n + m - 2] = metrics.spectral_norm(A[r])
                     inc[rows[r], n + m - 2] = 0.0
         useful = anchor < ADAPTIVE_PART_USEFUL * crude
-        rtol[need] = np.where(useful, ADAPTIVE_PART_RTOL, ADAPTIVE_PART_LAX)[need]
+        rtol[need] = np.where(useful, ADAPTIVE_PART_RTOL, np.inf)[need]
     part = anchor + inc
     one = np.full((batch.b, 1), np.inf)
     pre, suf = np.concatenate([one, part[:, :n]], axis=1), np.concatenate([part[:, n:], one], 1)

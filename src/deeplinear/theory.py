@@ -392,15 +392,14 @@ def _log_increment(log_prod_s: np.ndarray, z: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class _Inputs:
     """The ``eta``-independent inputs of :func:`_log_hessian_bound`, one row per run:
-    ``s`` (raised to :data:`ADAPTIVE_TINY`) and ``g`` ``(B, N)``; ``log_Ps = sum_l log s_l``
-    and ``log_r0 = log sqrt(2 eps)`` ``(B,)``; ``log_lam``; ``crude`` ``(B, 2(N - 1))`` the
-    logs of ``prod_{l<=j} s_l`` (``j = 1..N-1``) then of ``prod_{l>=j} s_l``
-    (``j = 2..N``); ``log_pq`` the logs of the prefix and suffix bounds ``p_j``, ``q_j`` in
-    the same order, at most those products."""
+    ``s`` (raised to :data:`ADAPTIVE_TINY`) and ``g`` ``(B, N)``; ``log_r0 = log sqrt(2
+    eps)`` ``(B,)``; ``log_lam``; ``crude`` ``(B, 2N - 1)`` the logs of ``prod_{l<=j} s_l``
+    (``j = 1..N``, the last the whole product) then of ``prod_{l>=j} s_l`` (``j = 2..N``);
+    ``log_pq`` the logs of the prefix and suffix bounds ``p_j``, ``q_j`` in the same order,
+    at most those products (``-inf`` for the whole product)."""
 
     s: np.ndarray
     g: np.ndarray
-    log_Ps: np.ndarray
     log_r0: np.ndarray
     log_lam: float
     crude: np.ndarray
@@ -421,21 +420,18 @@ def _log_hessian_bound(inp: _Inputs, log_eta: np.ndarray) -> np.ndarray:
     B, N = s.shape
     eta_g = np.exp(log_eta)[:, None] * g
     z = np.log1p(eta_g / s)
-    ldiff = _log_increment(inp.log_Ps, z.sum(axis=1))  # log(prod a - prod s)
-    lrho = np.logaddexp(inp.log_r0, 0.5 * inp.log_lam + ldiff)
+    Z = np.concatenate([np.cumsum(z, axis=1), np.cumsum(z[:, :0:-1], axis=1)[:, ::-1]], axis=1)
+    # [0, log p'_1 .. log p'_{N-1}, log(prod a - prod s), log q'_2 .. log q'_N, 0]
+    LPS = np.zeros((B, 2 * N + 1))
+    np.logaddexp(inp.log_pq, _log_increment(inp.crude, Z), out=LPS[:, 1:-1])
+    lrho = np.logaddexp(inp.log_r0, 0.5 * inp.log_lam + LPS[:, N])
     if N == 1:  # A1 = 1, A2 = 0
         return np.full(B, inp.log_lam)
-    Z = np.concatenate(
-        [np.cumsum(z[:, :-1], axis=1), np.cumsum(z[:, :0:-1], axis=1)[:, ::-1]], axis=1
-    )
-    # 2 log p'_j (j = 0..N-1, p'_0 = 1) in LP, 2 log q'_j (j = 2..N+1, q'_{N+1} = 1) in LS
-    LPS = np.zeros((B, 2 * N))
-    np.logaddexp(inp.log_pq, _log_increment(inp.crude, Z), out=LPS[:, 1:-1])
     LPS *= 2.0
-    LP, LS = LPS[:, :N], LPS[:, N:]
+    LP, LS = LPS[:, :N], LPS[:, N + 1 :]
     lA1 = _logsumexp(LP + LS)
     # U_j = log sum_{i<j} (p'_i prod_{i<l<j} a_l)^2 = 2 C_j + log sum_{i<j} p'_i^2 / e^(2 C_{i+1})
-    # with C_j = sum_{l<j} log a_l (0-based): a cumulative log-sum-exp over i
+    # with C_j = sum_{l<j} log a_l (0-based): one cumulative log-sum-exp over i
     C2 = np.cumsum(2.0 * np.log(s[:, :-1] + eta_g[:, :-1]), axis=1)  # 2 C_1 .. 2 C_{N-1}
     U = np.logaddexp.accumulate(LP[:, :-1] - C2, axis=1) + C2
     lA2 = math.log(2.0) + _logsumexp(LS[:, 1:] + U)
@@ -453,20 +449,22 @@ def _adaptive_inputs(s, g, eps, lam_max: float, pre=None, suf=None) -> _Inputs:
     eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), s.shape[:1])
     s = np.maximum(s, ADAPTIVE_TINY)
     log_s = np.log(s)
+    # log prod_{l<=j} s_l (j = 1..N, the last the whole product), log prod_{l>=j} s_l (j = 2..N)
     crude = np.concatenate(
-        [np.cumsum(log_s[:, :-1], axis=1), np.cumsum(log_s[:, :0:-1], axis=1)[:, ::-1]], axis=1
+        [np.cumsum(log_s, axis=1), np.cumsum(log_s[:, :0:-1], axis=1)[:, ::-1]], axis=1
     )
     log_pq = crude.copy()
+    log_pq[:, N - 1] = -np.inf  # the whole product: its increment alone
     with np.errstate(divide="ignore", invalid="ignore"):
         log_r0 = 0.5 * np.log(2.0 * eps)
-        for name, given, cols in (("pre", pre, slice(0, N - 1)), ("suf", suf, slice(N - 1, None))):
+        for name, given, cols in (("pre", pre, slice(0, N - 1)), ("suf", suf, slice(N, None))):
             if given is None:
                 continue
             given = np.atleast_2d(np.asarray(given, dtype=np.float64))
             if given.shape != (B, N - 1):
                 raise InputError(f"{name} must have shape {(B, N - 1)}, got {given.shape}")
             log_pq[:, cols] = np.fmin(crude[:, cols], np.log(np.maximum(given, 0.0)))
-    return _Inputs(s, g, log_s.sum(axis=1), log_r0, math.log(lam_max), crude, log_pq)
+    return _Inputs(s, g, log_r0, math.log(lam_max), crude, log_pq)
 
 
 def adaptive_hessian_bound(s, g, eps, lam_max: float, eta, *, pre=None, suf=None) -> np.ndarray:
