@@ -45,10 +45,28 @@ def step_once(prob, W, eta_max):
     W1 = [Wj - eta * Gj for Wj, Gj in zip(W, G, strict=True)]
     eps1 = float(model.excess_loss(model.product(W1), prob))
     g2 = sum(float(np.sum(Gj * Gj)) for Gj in G)
+    eM = eta * hessian_bound(prob, W, G, eps, eta)
+    return eta, eps - eps1 - 0.5 * eta * g2, eM, 1e-12 * max(eps, 1e-300)
+
+
+def hessian_bound(prob, W, G, eps, eta, partial=True) -> float:
+    """``M(eta)`` at ``W`` with exact layer norms and, with ``partial``, exact prefix and
+    suffix norms (Lemma B'; without them Lemma B)."""
     s = metrics.weight_norms(W)[None]
     g = np.array([[np.linalg.norm(Gj) for Gj in G]])
-    eM = eta * float(theory.adaptive_hessian_bound(s, g, eps, prob.lam_max, eta)[0])
-    return eta, eps - eps1 - 0.5 * eta * g2, eM, 1e-12 * max(eps, 1e-300)
+    pre, suf = theory.partial_product_norms(W) if partial and len(W) > 1 else (None, None)
+    pre, suf = (None, None) if pre is None else (pre[None], suf[None])
+    return float(theory.adaptive_hessian_bound(s, g, eps, prob.lam_max, eta, pre=pre, suf=suf)[0])
+
+
+def lemma_b(s, g, eps, lam, eta) -> float:
+    """Lemma B's ``M(eta)`` (products of layer norms), written out directly."""
+    a = s + eta * g
+    N = a.size
+    A1 = sum(np.prod(np.delete(a, j)) ** 2 for j in range(N))
+    A2 = sum(np.prod(np.delete(a, [i, j])) ** 2 for i in range(N) for j in range(N) if i != j)
+    rho = math.sqrt(2 * eps) + math.sqrt(lam) * (np.prod(a) - np.prod(s))
+    return lam * A1 + math.sqrt(lam) * rho * math.sqrt(A2)
 
 
 @pytest.mark.parametrize("block", range(5))
@@ -66,6 +84,23 @@ def test_single_steps_decrease_as_proven(block):
         assert slack >= -tol, (i, slack)
 
 
+@pytest.mark.parametrize("block", range(5))
+def test_short_runs_keep_all_three_guarantees(block):
+    """Guarantees 1-3 of theory.md 14 over 15 checked adaptive steps from each of 500 random
+    instances (depths 1-20, every init kind, whitened and not), with the engine's running
+    layer and partial-product bounds: no decrease, drift or layer-norm failure."""
+    for i in range(100 * block, 100 * (block + 1)):
+        ds, W = instance(i)
+        prob = model.precompute(ds.X, ds.Y)
+        ab = theory.adaptive_bound(prob, W)
+        res = gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 15, schedule="adaptive", problem=prob,
+                     eta_max=ab.eta_max, drift_bound=ab.drift_bound, norm_bound=ab.K,
+                     gtol=0)  # fmt: skip
+        assert res.decrease_failures[0] == 0, i
+        assert res.drift_failures[0] == 0 and res.norm_failures[0] == 0, i
+        assert 0 < res.eta_smallest[0] <= res.eta_largest[0] <= ab.eta_max, i
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_threshold_family_starts_at_depth_20(kind):
     ds, W = threshold_start(kind)
@@ -80,22 +115,74 @@ def test_threshold_family_starts_at_depth_20(kind):
     assert eM <= 1 + 1e-12 and slack >= -tol
 
 
-def test_hessian_bound_holds_on_the_segment():
-    """Lemma B: the largest Hessian eigenvalue at points of the segment ``W - t G``,
-    ``0 <= t <= eta``, is at most ``M(eta)``, for steps up to the certified one and beyond."""
-    for i in range(0, 60, 3):
+def segment_points(i: int):
+    """``(prob, W, G, eps)`` of instance ``i``, or of a threshold family's start moved by
+    an adaptive run (unbalanced points with ``||P||_2`` well below ``prod ||W_j||_2``)."""
+    if i < 60:
         ds, W = instance(i)
+    else:
+        kind = ("near_balanced", "orthogonal", "gaussian")[i % 3]
+        ds, W = threshold_start(kind, N=3 + i % 9, seed=i)
         prob = model.precompute(ds.X, ds.Y)
-        P = model.product(W)
-        G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
-        s = metrics.weight_norms(W)[None]
-        g = np.array([[np.linalg.norm(Gj) for Gj in G]])
-        eps = float(model.excess_loss(P, prob))
+        res = gd.run(ds.X, ds.Y, init.stack([W]), 1.0, 30 * (i % 4), schedule="adaptive",
+                     eta_max=theory.adaptive_cap(prob, len(W)), problem=prob)  # fmt: skip
+        W = [w[0] for w in res.weights]
+    prob = model.precompute(ds.X, ds.Y)
+    P = model.product(W)
+    G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
+    return prob, W, G, float(model.excess_loss(P, prob))
+
+
+@pytest.mark.parametrize("start", [0, 60])
+def test_hessian_bound_holds_on_the_segment(start):
+    """Lemma B': the largest Hessian eigenvalue (Lanczos on exact Hessian-vector products)
+    at points of the segment ``W - t G``, ``0 <= t <= eta``, is at most ``M(eta)`` with the
+    exact prefix and suffix norms, for steps up to the certified one and beyond; random
+    instances, and unbalanced points reached from the threshold families' starts."""
+    for i in range(start, start + 60, 3):
+        prob, W, G, eps = segment_points(i)
         eta = 3 * theory.adaptive_step_at(prob, W, 1e6)
-        M = float(theory.adaptive_hessian_bound(s, g, eps, prob.lam_max, eta)[0])
+        M = hessian_bound(prob, W, G, eps, eta)
         for t in (0.0, 0.5 * eta, eta):
             Wt = [Wj - t * Gj for Wj, Gj in zip(W, G, strict=True)]
             assert theory.sharpness_at(prob, Wt) <= M * (1 + 1e-9), (i, t)
+
+
+def test_partial_products_move_by_at_most_their_increment():
+    """Lemma B' (i), as the engine uses it: one step changes ``||W_{j:1}||_2`` and
+    ``||W_{N:j}||_2`` by at most ``prod (s_l + ||eta G_l||_F) - prod s_l`` over their
+    layers (``gd._partial_increments``), also for steps far larger than certified."""
+    for i in range(60, 120, 2):
+        prob, W, G, _ = segment_points(i)
+        N = len(W)
+        s = metrics.weight_norms(W)[None]
+        pre0, suf0 = theory.partial_product_norms(W)
+        for eta in np.array([1.0, 10.0, 100.0]) * theory.adaptive_step_at(prob, W, 1e6):
+            h = np.array([[eta * np.linalg.norm(Gj) for Gj in G]])
+            inc = gd._partial_increments(s, h)[0]
+            W1 = [w - eta * g for w, g in zip(W, G, strict=True)]
+            pre1, suf1 = theory.partial_product_norms(W1)
+            moved = np.abs(np.r_[pre1[1:], suf1[:-1]] - np.r_[pre0[1:], suf0[:-1]])
+            assert inc.shape == (2 * (N - 2),)
+            assert np.all(moved <= inc * (1 + 1e-12) + 1e-15), (i, eta)
+
+
+def test_partial_bound_sharpens_lemma_b():
+    """Lemma B' is never above Lemma B (written out directly) on random instances, equals
+    it without partial-product bounds (to rounding), and at the unbalanced points is
+    strictly below it."""
+    strict = 0
+    for i in range(0, 120, 2):
+        prob, W, G, eps = segment_points(i)
+        s = metrics.weight_norms(W)
+        g = np.array([np.linalg.norm(Gj) for Gj in G])
+        for eta in np.array([0.0, 1.0, 3.0]) * theory.adaptive_step_at(prob, W, 1e6):
+            old = lemma_b(s, g, eps, prob.lam_max, eta)
+            assert hessian_bound(prob, W, G, eps, eta, False) == pytest.approx(old, rel=1e-12)
+            new = hessian_bound(prob, W, G, eps, eta)
+            assert new <= old * (1 + 1e-12), (i, eta)
+            strict += i >= 60 and new < 0.99 * old
+    assert strict >= 50
 
 
 def test_step_is_within_its_precision_of_the_supremum():

@@ -37,6 +37,7 @@ from threadpoolctl import threadpool_limits
 from deeplinear import metrics, model, theory
 from deeplinear.errors import InputError
 from deeplinear.guarantees import (  # noqa: F401 (the allowances and precisions, re-exported)
+    _UNIT_ROUNDOFF,
     NORM_RTOL,
     TRACK_RTOL,
     Tracker,
@@ -71,6 +72,19 @@ TRAJECTORY_COLUMNS = [
 #: factors of the Hessian bound within about ``exp(4 ADAPTIVE_NORM_BUDGET)`` together.
 ADAPTIVE_NORM_RTOL = 0.05
 ADAPTIVE_NORM_BUDGET = 0.25
+
+#: The same for the prefix and suffix norms ``||W_{j:1}||_2``, ``||W_{N:j}||_2`` of the
+#: adaptive schedule (theory.md 14, Lemma B'): each enters a term of the Hessian bound
+#: once (squared), so one relative precision at every depth. A product whose exact norm
+#: was at least ``ADAPTIVE_PART_USEFUL`` times the product of its layers' bounds (so that
+#: the layers' bounds do about as well: balanced runs) gets its next exact value only at
+#: the next multiple of ``ADAPTIVE_PART_RECHECK`` iterations; a product whose exact norm
+#: is below ``ADAPTIVE_PART_FLOOR`` times the product of its layers' bounds gets its next
+#: one at that fraction of the latter (a zero product would otherwise need one every step).
+ADAPTIVE_PART_RTOL = 0.05
+ADAPTIVE_PART_USEFUL = 0.8
+ADAPTIVE_PART_RECHECK = 100
+ADAPTIVE_PART_FLOOR = 1e-3
 
 
 @dataclass
@@ -394,7 +408,10 @@ class _Runs:
     Adaptive schedule (theory.md 14; only when some run has it): ``adaptive`` marks its
     runs, ``eta0`` is then the multiple of the certified step and ``eta_cap`` the cap
     ``eta_max``; ``ad_anchor + ad_inc`` bounds ``||W_j||_2`` (exact value plus the steps
-    since, :data:`ADAPTIVE_NORM_RTOL`); ``step_hi``, ``step_lo``, ``step_now`` and ``flow``
+    since, :data:`ADAPTIVE_NORM_RTOL`); ``ad_part_anchor + ad_part_inc`` ``(b, 2(N - 2))``
+    bounds the norms of the prefixes ``W_{j:1}`` then of the suffixes ``W_{N:j}``,
+    ``j = 2..N-1`` (exact value plus the multilinear increments since,
+    :data:`ADAPTIVE_PART_RTOL`); ``step_hi``, ``step_lo``, ``step_now`` and ``flow``
     the largest, smallest and current step and the flow time so far.
     :meth:`keep` compacts every field at once.
     """
@@ -415,6 +432,9 @@ class _Runs:
     max_time: np.ndarray | None = None
     ad_anchor: np.ndarray | None = None
     ad_inc: np.ndarray | None = None
+    ad_part_anchor: np.ndarray | None = None
+    ad_part_inc: np.ndarray | None = None
+    ad_part_rtol: np.ndarray | None = None
     step_hi: np.ndarray | None = None
     step_lo: np.ndarray | None = None
     step_now: np.ndarray | None = None
@@ -740,14 +760,19 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
     other runs, whose rows are multiplied by exactly 1. ``s_j`` is the schedule's own bound
     ``ad_anchor + ad_inc`` of ``||W_j||_2``, made exact again where the steps since the last
     exact value exceed a fraction :data:`ADAPTIVE_NORM_RTOL` of it (at most
-    :data:`ADAPTIVE_NORM_BUDGET` ``/ (N - 1)``). Returns the steps ``(b,)``."""
-    ad, b = runs.adaptive, batch.b
+    :data:`ADAPTIVE_NORM_BUDGET` ``/ (N - 1)``); the prefix and suffix bounds
+    ``ad_part_anchor + ad_part_inc`` likewise (:func:`_adaptive_partials`), and they get
+    the increments of this step. Returns the steps ``(b,)``."""
+    ad, b, N = runs.adaptive, batch.b, batch.N
     if k == 0:
         runs.ad_anchor = metrics.weight_norms(batch.W)
         runs.ad_inc = np.zeros_like(runs.ad_anchor)
+        runs.ad_part_anchor = np.zeros((b, 2 * max(N - 2, 0)))
+        runs.ad_part_inc = np.full_like(runs.ad_part_anchor, np.inf)  # exact values at k = 0
+        runs.ad_part_rtol = np.full_like(runs.ad_part_anchor, ADAPTIVE_PART_RTOL)
         runs.flow = np.zeros(b)
         runs.step_hi, runs.step_lo = np.full(b, -np.inf), np.full(b, np.inf)
-    rtol = min(ADAPTIVE_NORM_RTOL, ADAPTIVE_NORM_BUDGET / max(batch.N - 1, 1))
+    rtol = min(ADAPTIVE_NORM_RTOL, ADAPTIVE_NORM_BUDGET / max(N - 1, 1))
     need = runs.ad_inc > rtol * runs.ad_anchor
     need &= ad[:, None]
     if _any(need):
@@ -757,22 +782,96 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
             runs.ad_anchor[r, c] = metrics.spectral_norm(batch.W[c][r])
             runs.ad_inc[r, c] = 0.0
     bound = runs.ad_anchor + runs.ad_inc
+    pre, suf, crude = _adaptive_partials(runs, batch, bound, k)
     if runs.all_adaptive:
-        eta = runs.eta0 * theory.adaptive_step(bound, np.sqrt(s), eps, prob.lam_max, runs.eta_cap)
+        eta = runs.eta0 * theory.adaptive_step(
+            bound, np.sqrt(s), eps, prob.lam_max, runs.eta_cap, pre=pre, suf=suf
+        )
         factor = eta
     else:
         eta = runs.eta0[ad] * theory.adaptive_step(
-            bound[ad], np.sqrt(s[ad]), eps[ad], prob.lam_max, runs.eta_cap[ad]
-        )
+            bound[ad], np.sqrt(s[ad]), eps[ad], prob.lam_max, runs.eta_cap[ad],
+            pre=None if pre is None else pre[ad], suf=None if suf is None else suf[ad],
+        )  # fmt: skip
         factor = np.ones(b)
         factor[ad] = eta
         eta = np.where(ad, factor, eta_k)
     np.multiply(batch.Gflat[:b], factor[:, None], out=batch.Gflat[:b])
     s *= (factor * factor)[:, None]
+    if N > 2:
+        runs.ad_part_inc += _partial_increments(bound, np.sqrt(s), crude)
     runs.step_now = eta
     runs.step_hi = np.fmax(runs.step_hi, eta)
     runs.step_lo = np.fmin(runs.step_lo, eta)
     return eta
+
+
+def _segment_products(x: np.ndarray) -> np.ndarray:
+    """``prod_{l<=j} x_l`` then ``prod_{l>=j} x_l`` for ``j = 2..N-1``: ``(b, N)`` to
+    ``(b, 2(N - 2))``, the column order of ``_Runs.ad_part_anchor``."""
+    N = x.shape[1]
+    pre = np.cumprod(x, axis=1)[:, 1 : N - 1]
+    suf = np.cumprod(x[:, ::-1], axis=1)[:, N - 2 : 0 : -1]
+    return np.concatenate([pre, suf], axis=1)
+
+
+def _partial_increments(bound: np.ndarray, h: np.ndarray, crude=None) -> np.ndarray:
+    """Upper bounds of the changes of ``||W_{j:1}||_2`` and then of ``||W_{N:j}||_2``,
+    ``j = 2..N-1``, shape ``(b, 2(N - 2))``, under the step ``W_l -> W_l - eta G_l``
+    (theory.md 14, Lemma B' (i)): ``prod_l (s_l + h_l) - prod_l s_l`` over the layers of the
+    product, with ``bound`` ``(b, N)`` the layer bounds ``s_l >= ||W_l||_2``, ``h``
+    ``(b, N)`` the step norms ``||eta G_l||_F`` and ``crude`` the products of ``bound``
+    (:func:`_segment_products`, computed if not given). Both products are rounded with a
+    relative error below ``N u``: ``4 N u prod (s + h)`` more covers their difference."""
+    N = bound.shape[1]
+    if crude is None:
+        crude = _segment_products(bound)
+    return _segment_products(bound + h) * (1.0 + 4.0 * N * _UNIT_ROUNDOFF) - crude
+
+
+def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int):
+    """The prefix and suffix bounds of the adaptive runs at the current iterate as the
+    ``pre``, ``suf`` arguments of :func:`theory.adaptive_step` (``(b, N - 1)`` each, ``inf``
+    for the single layers ``W_1`` and ``W_N``, whose bound is ``s``) and the products of the
+    layer bounds over the same segments (:func:`_segment_products`); ``None`` for
+    ``N <= 2``. A bound whose increments since its exact value exceed
+    :data:`ADAPTIVE_PART_RTOL` times that value (or :data:`ADAPTIVE_PART_FLOOR` times the
+    product of its layers' bounds, if larger) gets a new exact value, and at iterations
+    ``k`` divisible by :data:`ADAPTIVE_PART_RECHECK` so does every bound whose last exact
+    value was close to the product of its layers' bounds (:data:`ADAPTIVE_PART_USEFUL`);
+    prefixes come from the forward pass's ``pre``, suffixes are multiplied out for the
+    runs that need one. Between exact values every bound stays the exact value plus the
+    increments since (a valid bound for all of them)."""
+    N, n = batch.N, batch.N - 2
+    if n <= 0:
+        return None, None, None
+    crude = _segment_products(bound)
+    anchor, inc, rtol = runs.ad_part_anchor, runs.ad_part_inc, runs.ad_part_rtol
+    need = inc > rtol * np.maximum(anchor, ADAPTIVE_PART_FLOOR * crude)
+    if k % ADAPTIVE_PART_RECHECK == 0:
+        need |= rtol == np.inf
+    need &= runs.adaptive[:, None]
+    if _any(need):
+        for c in np.flatnonzero(need[:, :n].any(axis=0)):  # prefix W_{c+2:1} = pre[c+1]
+            r = np.flatnonzero(need[:, c])
+            anchor[r, c] = metrics.spectral_norm(batch.pre[c + 1][r])
+            inc[r, c] = 0.0
+        rows = np.flatnonzero(need[:, n:].any(axis=1))
+        if rows.size:
+            sub = need[rows, n:]
+            A = batch.W[N - 1][rows]
+            for m in range(N - 1, 1, -1):  # suffix W_{N:m} (layers m..N), column n + m - 2
+                A = A @ batch.W[m - 1][rows]
+                r = np.flatnonzero(sub[:, m - 2])
+                if r.size:
+                    anchor[rows[r], n + m - 2] = metrics.spectral_norm(A[r])
+                    inc[rows[r], n + m - 2] = 0.0
+        useful = anchor < ADAPTIVE_PART_USEFUL * crude
+        rtol[need] = np.where(useful, ADAPTIVE_PART_RTOL, np.inf)[need]
+    part = anchor + inc
+    one = np.full((batch.b, 1), np.inf)
+    pre, suf = np.concatenate([one, part[:, :n]], axis=1), np.concatenate([part[:, n:], one], 1)
+    return pre, suf, crude
 
 
 def _finish(

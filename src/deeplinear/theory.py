@@ -375,68 +375,134 @@ ADAPTIVE_TINY = 1e-150
 ADAPTIVE_RTOL = 0.01
 
 
-def _log_hessian_bound(s, g, log_Ps, log_eta, log_r0, log_lam) -> np.ndarray:
-    """``log M(eta)`` of theory.md 14, shape ``(B,)``, from ``s`` (raised to
-    :data:`ADAPTIVE_TINY`), ``g`` ``(B, N)``, ``log_Ps = sum_l log s_l``, ``log_eta``,
-    ``log_r0 = log sqrt(2 eps)`` ``(B,)``. Products are kept as sums of logs and the
-    sums over layers are of nonnegative terms: ``A1 = prod_l a_l^2 sum_j y_j`` and
-    ``A2 = prod_l a_l^2 sum_j y_j sum_{i != j} y_i`` with ``y = a^-2`` (scaled by its
-    maximum; the sum without the largest term is summed directly, never subtracted), and
-    ``prod a - prod s = prod s expm1(sum_l log1p(eta g_l / s_l))``. Nothing overflows at any
-    depth (``y <= ADAPTIVE_TINY^-2``)."""
+def _logsumexp(x: np.ndarray) -> np.ndarray:
+    """``log sum exp(x)`` over the last axis of ``(B, n)`` (``-inf`` entries are empty
+    terms; a row of them gives ``-inf``)."""
+    m = np.maximum(np.max(x, axis=1, keepdims=True), -1e300)
+    return np.log(np.sum(np.exp(x - m), axis=1)) + m[:, 0]
+
+
+def _log_increment(log_prod_s: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``log(prod a - prod s)`` from ``log prod s`` and ``z = sum log1p(eta g / s)``: the
+    multilinear increment of a product of layers on the segment (theory.md 14), no
+    subtraction (``prod s expm1(z)``); ``-inf`` at ``z = 0``."""
+    return log_prod_s + z + np.log(-np.expm1(-z))
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """The ``eta``-independent inputs of :func:`_log_hessian_bound`, one row per run:
+    ``s`` (raised to :data:`ADAPTIVE_TINY`) and ``g`` ``(B, N)``; ``log_r0 = log sqrt(2
+    eps)`` ``(B,)``; ``log_lam``; ``crude`` ``(B, 2N - 1)`` the logs of ``prod_{l<=j} s_l``
+    (``j = 1..N``, the last the whole product) then of ``prod_{l>=j} s_l`` (``j = 2..N``);
+    ``log_pq`` the logs of the prefix and suffix bounds ``p_j``, ``q_j`` in the same order,
+    at most those products (``-inf`` for the whole product)."""
+
+    s: np.ndarray
+    g: np.ndarray
+    log_r0: np.ndarray
+    log_lam: float
+    crude: np.ndarray
+    log_pq: np.ndarray
+
+
+def _log_hessian_bound(inp: _Inputs, log_eta: np.ndarray) -> np.ndarray:
+    """``log M(eta)`` of theory.md 14 (Lemma B'), shape ``(B,)``, at ``log_eta`` ``(B,)``.
+
+    On the segment ``p'_j = p_j + prod_{l<=j} a_l - prod_{l<=j} s_l`` and likewise
+    ``q'_j``; ``A1 = sum_j (q'_{j+1} p'_{j-1})^2``, ``A2 = 2 sum_{i<j} (q'_{j+1} p'_{i-1}
+    prod_{i<l<j} a_l)^2`` (``p'_0 = q'_{N+1} = 1``), the inner sum of ``A2`` as one
+    cumulative log-sum-exp. Products are sums of logs (the suffix sums
+    accumulated from the end, never as differences), sums of nonnegative terms
+    log-sum-exps and ``prod a - prod s = prod s expm1(sum_l log1p(eta g_l / s_l))``: no
+    subtraction of nearly equal numbers, and nothing overflows at any depth."""
+    s, g = inp.s, inp.g
+    B, N = s.shape
     eta_g = np.exp(log_eta)[:, None] * g
-    a = s + eta_g
-    log_Pa2 = 2.0 * np.log(a).sum(axis=1)  # log prod a^2
-    y = 1.0 / (a * a)
-    y_max = y.max(axis=1)
-    y = y / y_max[:, None]
-    top = y == 1.0
-    S = y.sum(axis=1)
-    rest = np.where(top, 0.0, y).sum(axis=1) + (np.count_nonzero(top, axis=1) - 1)
-    excl = np.where(top, rest[:, None], S[:, None] - y)  # sum_{i != j} y_i, no cancellation
-    log_y = np.log(y_max)
-    lA1 = log_Pa2 + log_y + np.log(S)
-    lA2 = log_Pa2 + 2.0 * log_y + np.log(np.vecdot(y, excl))
-    z = np.log1p(eta_g / s).sum(axis=1)
-    ldiff = log_Ps + z + np.log(-np.expm1(-z))  # log(prod a - prod s)
-    lrho = np.logaddexp(log_r0, 0.5 * log_lam + ldiff)
-    return np.logaddexp(log_lam + lA1, 0.5 * log_lam + lrho + 0.5 * lA2)
+    z = np.log1p(eta_g / s)
+    Z = np.concatenate([np.cumsum(z, axis=1), np.cumsum(z[:, :0:-1], axis=1)[:, ::-1]], axis=1)
+    # [0, log p'_1 .. log p'_{N-1}, log(prod a - prod s), log q'_2 .. log q'_N, 0]
+    LPS = np.zeros((B, 2 * N + 1))
+    np.logaddexp(inp.log_pq, _log_increment(inp.crude, Z), out=LPS[:, 1:-1])
+    lrho = np.logaddexp(inp.log_r0, 0.5 * inp.log_lam + LPS[:, N])
+    if N == 1:  # A1 = 1, A2 = 0
+        return np.full(B, inp.log_lam)
+    LPS *= 2.0
+    LP, LS = LPS[:, :N], LPS[:, N + 1 :]
+    lA1 = _logsumexp(LP + LS)
+    # U_j = log sum_{i<j} (p'_i prod_{i<l<j} a_l)^2 = 2 C_j + log sum_{i<j} p'_i^2 / e^(2 C_{i+1})
+    # with C_j = sum_{l<j} log a_l (0-based): one cumulative log-sum-exp over i
+    C2 = np.cumsum(2.0 * np.log(s[:, :-1] + eta_g[:, :-1]), axis=1)  # 2 C_1 .. 2 C_{N-1}
+    U = np.logaddexp.accumulate(LP[:, :-1] - C2, axis=1) + C2
+    lA2 = math.log(2.0) + _logsumexp(LS[:, 1:] + U)
+    return np.logaddexp(inp.log_lam + lA1, 0.5 * inp.log_lam + lrho + 0.5 * lA2)
 
 
-def _adaptive_inputs(s, g, eps, lam_max: float):
-    """``(s, g, log_Ps, log_r0, log_lam)`` for :func:`_log_hessian_bound`."""
+def _adaptive_inputs(s, g, eps, lam_max: float, pre=None, suf=None) -> _Inputs:
+    """The inputs of :func:`_log_hessian_bound`. ``pre``, ``suf`` ``(B, N - 1)`` (``None``:
+    no bound) are replaced by the smaller of them and the product of the layers' ``s``
+    (both are upper bounds; NaN counts as no bound)."""
     s, g = np.atleast_2d(np.asarray(s, dtype=np.float64)), np.atleast_2d(np.asarray(g, float))
     if s.shape != g.shape:
         raise InputError(f"s and g must have the same shape (B, N), got {s.shape} and {g.shape}")
+    B, N = s.shape
     eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), s.shape[:1])
     s = np.maximum(s, ADAPTIVE_TINY)
-    with np.errstate(divide="ignore"):
+    log_s = np.log(s)
+    # log prod_{l<=j} s_l (j = 1..N, the last the whole product), log prod_{l>=j} s_l (j = 2..N)
+    crude = np.concatenate(
+        [np.cumsum(log_s, axis=1), np.cumsum(log_s[:, :0:-1], axis=1)[:, ::-1]], axis=1
+    )
+    log_pq = crude.copy()
+    log_pq[:, N - 1] = -np.inf  # the whole product: its increment alone
+    with np.errstate(divide="ignore", invalid="ignore"):
         log_r0 = 0.5 * np.log(2.0 * eps)
-    return s, g, np.log(s).sum(axis=1), log_r0, math.log(lam_max)
+        for name, given, cols in (("pre", pre, slice(0, N - 1)), ("suf", suf, slice(N, None))):
+            if given is None:
+                continue
+            given = np.atleast_2d(np.asarray(given, dtype=np.float64))
+            if given.shape != (B, N - 1):
+                raise InputError(f"{name} must have shape {(B, N - 1)}, got {given.shape}")
+            log_pq[:, cols] = np.fmin(crude[:, cols], np.log(np.maximum(given, 0.0)))
+    return _Inputs(s, g, log_r0, math.log(lam_max), crude, log_pq)
 
 
-def adaptive_hessian_bound(s, g, eps, lam_max: float, eta) -> np.ndarray:
-    """``M(eta)`` of theory.md 14, shape ``(B,)``: a bound on the Hessian of ``L`` on the
-    whole segment ``W - t G``, ``0 <= t <= eta``.
+def adaptive_hessian_bound(s, g, eps, lam_max: float, eta, *, pre=None, suf=None) -> np.ndarray:
+    """``M(eta)`` of theory.md 14 (Lemma B'), shape ``(B,)``: a bound on the Hessian of
+    ``L`` on the whole segment ``W - t G``, ``0 <= t <= eta``.
 
     ``s`` ``(B, N)``: upper bounds of the spectral norms ``||W_j||_2``; ``g`` ``(B, N)``: the
     Frobenius norms ``||G_j||_F`` of the gradient blocks; ``eps`` ``(B,)``: excess losses;
-    ``lam_max = ||X X^T||_2``; ``eta`` ``(B,)`` or a scalar.
+    ``lam_max = ||X X^T||_2``; ``eta`` ``(B,)`` or a scalar. ``pre``, ``suf`` ``(B, N - 1)``
+    (optional): upper bounds of the prefix norms ``||W_{j:1}||_2`` (``j = 1..N-1``) and the
+    suffix norms ``||W_{N:j}||_2`` (``j = 2..N``); without them (or where larger) the
+    product of the layers' ``s`` stands in, which gives Lemma B's bound.
     """
-    s, g, log_Ps, log_r0, log_lam = _adaptive_inputs(s, g, eps, lam_max)
-    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), s.shape[:1])
+    inp = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
+    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), inp.s.shape[:1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.exp(_log_hessian_bound(s, g, log_Ps, np.log(eta), log_r0, log_lam))
+        return np.exp(_log_hessian_bound(inp, np.log(eta)))
 
 
 def adaptive_step(
-    s, g, eps, lam_max: float, eta_max, rtol: float = ADAPTIVE_RTOL, max_evals: int = 64
+    s,
+    g,
+    eps,
+    lam_max: float,
+    eta_max,
+    rtol: float = ADAPTIVE_RTOL,
+    max_evals: int = 64,
+    *,
+    pre=None,
+    suf=None,
 ) -> np.ndarray:
     """The certified state-dependent step of theory.md 14, one per run, shape ``(B,)``.
 
     ``s`` ``(B, N)``: upper bounds of ``||W_j||_2`` (exact norms or rigorous upper bounds);
     ``g`` ``(B, N)``: ``||G_j||_F``; ``eps`` ``(B,)``: excess losses; ``lam_max`` the largest
-    eigenvalue of ``X X^T``; ``eta_max`` ``(B,)`` or a scalar: the cap, finite and > 0.
+    eigenvalue of ``X X^T``; ``eta_max`` ``(B,)`` or a scalar: the cap, finite and > 0;
+    ``pre``, ``suf`` ``(B, N - 1)``: optional upper bounds of the prefix and suffix norms
+    (:func:`adaptive_hessian_bound`).
 
     Returns ``eta <= eta_max`` with ``eta M(eta) <= 1`` (:func:`adaptive_hessian_bound`)
     and ``eta >= sup{eta' <= eta_max : eta' M(eta') <= 1} / (1 + rtol)``. In
@@ -446,8 +512,8 @@ def adaptive_step(
     with chord steps (a chord point of a convex function is certified) narrows it to
     ``log(1 + rtol)``. Depth 1 returns ``min(1 / lam_max, eta_max)`` exactly.
     """
-    s, g, log_Ps, log_r0, log_lam = _adaptive_inputs(s, g, eps, lam_max)
-    B, N = s.shape
+    inp = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
+    B, N = inp.s.shape
     eta_max = np.broadcast_to(np.asarray(eta_max, dtype=np.float64), (B,))
     if not np.all((eta_max > 0) & np.isfinite(eta_max)):
         raise InputError(f"eta_max must be finite and > 0, got {eta_max}")
@@ -455,11 +521,11 @@ def adaptive_step(
         return np.minimum(1.0 / lam_max, eta_max)
 
     def phi(u: np.ndarray) -> np.ndarray:
-        return u + _log_hessian_bound(s, g, log_Ps, u, log_r0, log_lam)
+        return u + _log_hessian_bound(inp, u)
 
     tol, slope = math.log1p(rtol), 2.0 * N - 1.0
     with np.errstate(invalid="ignore", divide="ignore"):
-        lM0 = _log_hessian_bound(s, g, log_Ps, np.full(B, -np.inf), log_r0, log_lam)
+        lM0 = _log_hessian_bound(inp, np.full(B, -np.inf))
         b = np.minimum(-lM0, np.log(eta_max))
         phi_b = phi(b)
         done = ~(phi_b > 0.0)  # certified at the upper end (or not finite: a diverging run)
@@ -511,15 +577,34 @@ class AdaptiveBound:
     delta0: float
 
 
+def partial_product_norms(W: Weights) -> tuple[np.ndarray, np.ndarray]:
+    """Spectral norms of the prefixes ``||W_{j:1}||_2`` (``j = 1..N-1``) and of the
+    suffixes ``||W_{N:j}||_2`` (``j = 2..N``) of one run, each of shape ``(N - 1,)``
+    (theory.md 14, Lemma B')."""
+    N = len(W)
+    pre, suf = np.empty(N - 1), np.empty(N - 1)
+    A = W[0]
+    for j in range(N - 1):
+        pre[j] = float(metrics.spectral_norm(A))
+        A = W[j + 1] @ A
+    A = W[N - 1]
+    for j in range(N - 1, 0, -1):
+        suf[j - 1] = float(metrics.spectral_norm(A))
+        A = A @ W[j - 1]
+    return pre, suf
+
+
 def adaptive_step_at(prob: Problem, W: Weights, eta_max: float) -> float:
-    """The certified step of theory.md 14 at one point ``W`` with exact spectral norms."""
+    """The certified step of theory.md 14 at one point ``W`` with exact spectral norms of
+    the layers and of the prefix and suffix products (Lemma B')."""
     model.check_weights(W, prob.d_x, prob.d_y)
     P = model.product(W)
     eps = float(model.excess_loss(P, prob))
     G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
     s = metrics.weight_norms(W)[None]
     g = np.array([[float(np.linalg.norm(Gj)) for Gj in G]])
-    return float(adaptive_step(s, g, eps, prob.lam_max, eta_max)[0])
+    pre, suf = partial_product_norms(W)
+    return float(adaptive_step(s, g, eps, prob.lam_max, eta_max, pre=pre[None], suf=suf[None])[0])
 
 
 def adaptive_bound(prob: Problem, W: Weights) -> AdaptiveBound:
