@@ -23,17 +23,18 @@ def test_x_scale_gives_x_xt_equal_c_times_identity_and_y_follows():
         data.synthetic(6, 6, m, 3, 0.0, 8, x_scale=0.0)
 
 
-def test_the_authors_start_has_product_norm_one_at_every_depth():
-    """Experiment `authors` runs its reading's start: the product W_N ... W_1 has spectral
-    norm 1 at every depth (product_norm: 1), whatever the start family."""
+def test_the_authors_start_has_its_product_norm_at_every_depth():
+    """Experiment `authors` runs its reading's start: the product W_N ... W_1 has the
+    spectral norm `product_norm` of its init at every depth, whatever the start family."""
     cfg = plan.load(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
     exp = plan.Plan.from_config(cfg).experiments["authors"]
+    (p,) = [ini["product_norm"] for ini in cfg["experiments"]["authors"]["inits"]]
     spec = dict(cfg["datasets"][exp.runs[0].dataset])
     ds = data.make(spec.pop("kind"), **spec)
     for run in exp.runs:
         W = experiments.initial_weights(run, experiments.widths_of(run, ds), exp.settings.base_seed)
         P = np.linalg.multi_dot(W[::-1])
-        assert np.linalg.norm(P, 2) == pytest.approx(1.0, rel=1e-9)
+        assert np.linalg.norm(P, 2) == pytest.approx(p, rel=1e-9)
 
 
 @pytest.mark.parametrize(
