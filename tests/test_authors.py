@@ -23,17 +23,18 @@ def test_x_scale_gives_x_xt_equal_c_times_identity_and_y_follows():
         data.synthetic(6, 6, m, 3, 0.0, 8, x_scale=0.0)
 
 
-def test_the_authors_start_has_product_norm_one_at_every_depth():
-    """Experiment `authors` runs its reading's start: the product W_N ... W_1 has spectral
-    norm 1 at every depth (product_norm: 1), whatever the start family."""
+def test_the_authors_start_has_its_product_norm_at_every_depth():
+    """Experiment `authors` runs its reading's start: the product W_N ... W_1 has the
+    spectral norm `product_norm` of its init at every depth, whatever the start family."""
     cfg = plan.load(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
     exp = plan.Plan.from_config(cfg).experiments["authors"]
+    (p,) = [ini["product_norm"] for ini in cfg["experiments"]["authors"]["inits"]]
     spec = dict(cfg["datasets"][exp.runs[0].dataset])
     ds = data.make(spec.pop("kind"), **spec)
     for run in exp.runs:
         W = experiments.initial_weights(run, experiments.widths_of(run, ds), exp.settings.base_seed)
         P = np.linalg.multi_dot(W[::-1])
-        assert np.linalg.norm(P, 2) == pytest.approx(1.0, rel=1e-9)
+        assert np.linalg.norm(P, 2) == pytest.approx(p, rel=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -338,3 +339,19 @@ def test_unscaled_curves_points_table_and_gap_of_scaled_against_unscaled():
     assert authors.curves_gap(un, un) == pytest.approx(0.0)
     down = un.assign(loss=np.where(un["depth"] == 3, un["loss"] / 10, un["loss"]))
     assert authors.curves_gap(down, un) == pytest.approx(1.0)
+
+
+def test_target_levels_set_the_singular_values_of_the_target_with_gaps():
+    m = 40
+    ds = data.synthetic(6, 6, m, 4, 0.0, 2, whiten=True, target_levels=[[1, 0.8], [3, 0.1]])
+    s = np.linalg.svd(ds.Y @ ds.X.T / m, compute_uv=False)  # X X^T = m I
+    assert s[:4] == pytest.approx([0.8, 0.1, 0.1, 0.1]) and s[4] < 1e-12
+    assert ds.meta["target_levels"] == [[1, 0.8], [3, 0.1]]
+    with pytest.raises(InputError, match="counts sum to 3, rank is 4"):
+        data.synthetic(6, 6, m, 4, 0.0, 2, target_levels=[[1, 0.8], [2, 0.1]])
+    with pytest.raises(InputError, match="value > 0"):
+        data.synthetic(6, 6, m, 4, 0.0, 2, target_levels=[[1, 0.8], [3, 0.0]])
+    with pytest.raises(InputError, match="pairs"):
+        data.synthetic(6, 6, m, 4, 0.0, 2, target_levels=[[1, 0.8, 2], [3]])
+    with pytest.raises(InputError, match="not both"):
+        data.synthetic(6, 6, m, 4, 0.0, 2, target_levels=[[4, 0.1]], target_ratio=0.5)

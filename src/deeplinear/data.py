@@ -65,6 +65,7 @@ def synthetic(
     x_scale: float = 1.0,
     target_scale: float = 1.0,
     target_ratio: float = 0.3,
+    target_levels: list | None = None,
 ) -> Dataset:
     """Gaussian ``X``; ``Y = A X + noise * N(0, 1)`` with ``A`` of rank ``rank``.
 
@@ -74,7 +75,10 @@ def synthetic(
     ``whiten=True`` makes ``X X^T = m I`` (needed by the ACGH comparison, theory.md 10);
     ``cond`` instead makes ``X X^T`` diagonal with condition number exactly ``cond``.
     ``x_scale`` multiplies ``X`` after whitening or conditioning (``Y`` follows, ``Y = A X``):
-    with ``whiten`` and ``x_scale = sqrt(c / m)``, ``X X^T = c I`` (figure 8 uses ``c = 2``).
+    with ``whiten`` and ``x_scale = sqrt(c / m)``, ``X X^T = c I`` (figure 8's readings,
+    theory.md 15). ``target_levels = [[n_1, s_1], [n_2, s_2], ...]`` instead gives ``A``
+    ``n_i`` singular values equal to ``s_i`` (counts summing to ``rank``): a spectrum with
+    gaps, whose groups are learned at separate times from a small start.
     """
     _check_dims(d_x=d_x, d_y=d_y, m=m)
     if not 0 <= rank <= min(d_x, d_y):
@@ -97,14 +101,45 @@ def synthetic(
             raise InputError(f"synthetic {key} must be > 0 (target_ratio <= 1), got {value}")
     U = np.linalg.qr(rng.standard_normal((d_y, d_y)))[0][:, :rank]
     V = np.linalg.qr(rng.standard_normal((d_x, d_x)))[0][:, :rank]
-    s = target_scale * np.geomspace(1.0, target_ratio, rank) if rank > 0 else np.zeros(0)
+    if target_levels is not None:
+        if (target_scale, target_ratio) != (1.0, 0.3):
+            raise InputError(
+                "synthetic: give target_levels or target_scale / target_ratio, not both"
+            )
+        s = _levels(target_levels, rank)
+    else:
+        s = target_scale * np.geomspace(1.0, target_ratio, rank) if rank > 0 else np.zeros(0)
     A = (U * s) @ V.T
     Y = A @ X + noise * rng.standard_normal((d_y, m))
     meta = dict(kind="synthetic", d_x=d_x, d_y=d_y, m=m, rank=rank, noise=noise, seed=seed)
     meta |= {"whiten": whiten, "cond": cond} | ({"x_scale": x_scale} if x_scale != 1 else {})
     if (target_scale, target_ratio) != (1.0, 0.3):
         meta |= {"target_scale": target_scale, "target_ratio": target_ratio}
+    if target_levels is not None:
+        meta["target_levels"] = [[int(n), float(v)] for n, v in target_levels]
     return validate(Dataset(X, Y, meta), "synthetic")
+
+
+def _levels(levels: list, rank: int) -> np.ndarray:
+    """``(rank,)`` singular values of the target from ``[[count, value], ...]``: ``count``
+    copies of each ``value``, in the order given (counts >= 1 summing to ``rank``, values
+    finite and > 0)."""
+    try:
+        pairs = [(int(n), float(v)) for n, v in levels]
+    except (TypeError, ValueError):
+        raise InputError(
+            f"synthetic target_levels must be a list of [count, value] pairs, got {levels!r}"
+        ) from None
+    for n, v in pairs:
+        if n < 1 or not (np.isfinite(v) and v > 0):
+            raise InputError(
+                f"synthetic target_levels: count >= 1 and value > 0 needed, got {[n, v]}"
+            )
+    if sum(n for n, _ in pairs) != rank:
+        raise InputError(
+            f"synthetic target_levels: counts sum to {sum(n for n, _ in pairs)}, rank is {rank}"
+        )
+    return np.concatenate([np.full(n, v) for n, v in pairs]) if pairs else np.zeros(0)
 
 
 def random(d_x: int, d_y: int, m: int, seed: int, whiten: bool = False) -> Dataset:
