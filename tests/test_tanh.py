@@ -126,6 +126,18 @@ def test_linear_step_is_the_adaptive_step_of_the_linear_network():
     for i in range(2):
         W = [w[i] for w in W0]
         assert eta[i] == pytest.approx(theory.adaptive_step_at(prob, W, cap[i]), rel=1e-12)
+    # unbalanced starts: Lemma B' (the norms of the partial products), not Lemma B
+    W0 = tanh.starts({"kind": "gaussian", "scale": 0.6}, [4, 4, 4, 4, 4], 7, [0, 1, 2])
+    cap = tanh.linear_cap(W0, prob)
+    eta = tanh.linear_step(W0, prob, cap)
+    for i in range(3):
+        W = [w[i] for w in W0]
+        assert eta[i] == pytest.approx(theory.adaptive_step_at(prob, W, cap[i]), rel=1e-12)
+    g = np.stack([np.linalg.norm(G, axis=(-2, -1)) for G in model.gradients_from_residual(
+        W0, model.residual_correlation(model.product(W0), prob))], axis=-1)  # fmt: skip
+    eps = model.excess_loss(model.product(W0), prob)
+    crude = theory.adaptive_step(tanh.spectral_norms(W0), g, eps, prob.lam_max, cap)
+    assert (eta >= crude).all() and (eta > 1.01 * crude).any()
 
 
 def test_linear_schedule_on_the_identity_network_never_violates_decrease():

@@ -95,13 +95,15 @@ def spectral_norms(W: Sequence[np.ndarray]) -> np.ndarray:
 
 def linear_step(W: Sequence[np.ndarray], prob: model.Problem, eta_max: np.ndarray) -> np.ndarray:
     """The linear certified step at the weights ``W`` as if ``sigma`` were the identity
-    (theory.md 14, 15): :func:`deeplinear.theory.adaptive_step` with the exact layer norms,
-    the linear gradients' Frobenius norms and the linear excess loss; shape ``(B,)``."""
+    (theory.md 14, 15): :func:`deeplinear.theory.adaptive_step` with the exact norms of the
+    layers and of the prefix and suffix products (Lemma B'), the linear gradients'
+    Frobenius norms and the linear excess loss; shape ``(B,)``."""
     P = model.product(W)
     G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
     g = np.stack([np.sqrt(np.sum(Gj * Gj, axis=(-2, -1))) for Gj in G], axis=-1)
     eps = model.excess_loss(P, prob)
-    return theory.adaptive_step(spectral_norms(W), g, eps, prob.lam_max, eta_max)
+    pre, suf = theory.partial_product_norms(W)
+    return theory.adaptive_step(spectral_norms(W), g, eps, prob.lam_max, eta_max, pre=pre, suf=suf)
 
 
 def linear_cap(W: Sequence[np.ndarray], prob: model.Problem) -> np.ndarray:
