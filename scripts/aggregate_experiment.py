@@ -4,7 +4,7 @@ aggregates the figures plot. The outputs' digest records chain the shards' diges
 
 from pathlib import Path
 
-from deeplinear import experiments, io, plan, stats, tables
+from deeplinear import experiments, io, plan, tables
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 name = sm.wildcards.experiment
@@ -19,9 +19,5 @@ with io.script_log(sm.log[0], f"aggregate {name}") as say:
     traj = {p: tables.read(p, "trajectories", expected[p]) for p in sm.input.trajectories}
     traj = experiments.collect_trajectories(traj.values())
     inputs = tables.input_digests([*sm.input.summaries, *sm.input.trajectories])
-    tables.write(runs, sm.output.runs, "runs", inputs)
-    tables.write(traj, sm.output.trajectories, "trajectories", inputs)
-    names = {"convergence": "convergence_stats", "ranks": "rank_stats", "escape": "escape_scaling"}
-    for key, table in stats.aggregates(runs).items():
-        tables.write(table, sm.output[key], names[key], inputs)
+    experiments.write_run_tables(runs, traj, sm.output, inputs)
     say(f"{len(runs)} runs, {len(traj)} trajectory rows: {runs.status.value_counts().to_dict()}")

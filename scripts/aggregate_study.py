@@ -3,7 +3,7 @@ each checked against its schema, its digest record and the experiment's plan."""
 
 import pandas as pd
 
-from deeplinear import experiments, io, plan, stats, tables
+from deeplinear import experiments, io, plan, tables
 
 sm = snakemake  # noqa: F821 (injected by Snakemake)
 with io.script_log(sm.log[0], "aggregate study") as say:
@@ -20,9 +20,5 @@ with io.script_log(sm.log[0], "aggregate study") as say:
         for e, p in zip(names, sm.input.trajectories, strict=True)
     )
     inputs = tables.input_digests([*sm.input.runs, *sm.input.trajectories])
-    tables.write(runs, sm.output.runs, "runs", inputs)
-    tables.write(traj, sm.output.trajectories, "trajectories", inputs)
-    keys = {"convergence": "convergence_stats", "ranks": "rank_stats", "escape": "escape_scaling"}
-    for key, table in stats.aggregates(runs).items():
-        tables.write(table, sm.output[key], keys[key], inputs)
+    experiments.write_run_tables(runs, traj, sm.output, inputs)
     say(f"{len(runs)} runs, {len(traj)} trajectory rows: {runs.status.value_counts().to_dict()}")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from deeplinear import gd, init, metrics, model, tables, theory
+from deeplinear import gd, init, metrics, model, stats, tables, theory
 from deeplinear.data import Dataset
 from deeplinear.errors import InputError, rebuild_command
 from deeplinear.model import Problem
@@ -542,3 +542,22 @@ def collect_trajectories(tables) -> pd.DataFrame:
     """Trajectory tables concatenated and sorted by ``run_id`` and ``iteration``."""
     out = pd.concat(list(tables), ignore_index=True)
     return out.sort_values(["run_id", "iteration"], kind="stable", ignore_index=True)
+
+
+#: The aggregates of :func:`deeplinear.stats.aggregates`: their output key in the rules
+#: ``aggregate_experiment`` and ``aggregate_study`` -> their table (``tables.FILES``).
+AGGREGATE_TABLES = {
+    "convergence": "convergence_stats",
+    "ranks": "rank_stats",
+    "escape": "escape_scaling",
+}
+
+
+def write_run_tables(runs: pd.DataFrame, traj: pd.DataFrame, output, inputs) -> None:
+    """Write ``runs``, ``traj`` and the aggregates of ``runs`` to the rule's outputs
+    ``output`` (keys ``runs``, ``trajectories`` and those of :data:`AGGREGATE_TABLES`), each
+    with a digest record naming the digests ``inputs`` (:func:`tables.input_digests`)."""
+    tables.write(runs, output["runs"], "runs", inputs)
+    tables.write(traj, output["trajectories"], "trajectories", inputs)
+    for key, table in stats.aggregates(runs).items():
+        tables.write(table, output[key], AGGREGATE_TABLES[key], inputs)

@@ -102,8 +102,7 @@ def linear_step(W: Sequence[np.ndarray], prob: model.Problem, eta_max: np.ndarra
     G = model.gradients_from_residual(W, model.residual_correlation(P, prob))
     g = np.stack([np.sqrt(np.sum(Gj * Gj, axis=(-2, -1))) for Gj in G], axis=-1)
     eps = model.excess_loss(P, prob)
-    parts = [theory.partial_product_norms([Wj[i] for Wj in W]) for i in range(len(eps))]
-    pre, suf = (np.stack(p) for p in zip(*parts, strict=True))
+    pre, suf = theory.partial_product_norms(W)
     return theory.adaptive_step(spectral_norms(W), g, eps, prob.lam_max, eta_max, pre=pre, suf=suf)
 
 

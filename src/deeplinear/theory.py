@@ -579,19 +579,22 @@ class AdaptiveBound:
 
 def partial_product_norms(W: Weights) -> tuple[np.ndarray, np.ndarray]:
     """Spectral norms of the prefixes ``||W_{j:1}||_2`` (``j = 1..N-1``) and of the
-    suffixes ``||W_{N:j}||_2`` (``j = 2..N``) of one run, each of shape ``(N - 1,)``
-    (theory.md 14, Lemma B')."""
+    suffixes ``||W_{N:j}||_2`` (``j = 2..N``), each of shape ``(..., N - 1)`` for layers
+    ``(..., d_{j+1}, d_j)`` (one run, or a batch of runs) (theory.md 14, Lemma B')."""
     N = len(W)
-    pre, suf = np.empty(N - 1), np.empty(N - 1)
+    pre, suf = [], []
     A = W[0]
     for j in range(N - 1):
-        pre[j] = float(metrics.spectral_norm(A))
+        pre.append(metrics.spectral_norm(A))
         A = W[j + 1] @ A
     A = W[N - 1]
     for j in range(N - 1, 0, -1):
-        suf[j - 1] = float(metrics.spectral_norm(A))
+        suf.append(metrics.spectral_norm(A))
         A = A @ W[j - 1]
-    return pre, suf
+    if N == 1:
+        empty = np.empty((*np.shape(W[0])[:-2], 0))
+        return empty, empty.copy()
+    return np.stack(pre, axis=-1), np.stack(suf[::-1], axis=-1)
 
 
 def adaptive_step_at(prob: Problem, W: Weights, eta_max: float) -> float:
