@@ -23,18 +23,21 @@ def test_x_scale_gives_x_xt_equal_c_times_identity_and_y_follows():
         data.synthetic(6, 6, m, 3, 0.0, 8, x_scale=0.0)
 
 
-def test_the_authors_start_has_its_product_norm_at_every_depth():
-    """Experiment `authors` runs its reading's start: the product W_N ... W_1 has the
-    spectral norm `product_norm` of its init at every depth, whatever the start family."""
+@pytest.mark.parametrize("name", ["authors", "authors_c1430_levels"])
+def test_the_authors_start_has_the_product_norm_of_its_init_at_every_depth(name):
+    """Experiments `authors` and its variant run their reading's start: the product
+    W_N ... W_1 has spectral norm `product_norm` at every depth, or `scale^N` for a
+    balanced start given by its per-layer singular value `scale` (spread 0)."""
     cfg = plan.load(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
-    exp = plan.Plan.from_config(cfg).experiments["authors"]
-    (p,) = [ini["product_norm"] for ini in cfg["experiments"]["authors"]["inits"]]
+    exp = plan.Plan.from_config(cfg).experiments[name]
+    (ini,) = cfg["experiments"][name]["inits"]
     spec = dict(cfg["datasets"][exp.runs[0].dataset])
     ds = data.make(spec.pop("kind"), **spec)
     for run in exp.runs:
         W = experiments.initial_weights(run, experiments.widths_of(run, ds), exp.settings.base_seed)
         P = np.linalg.multi_dot(W[::-1])
-        assert np.linalg.norm(P, 2) == pytest.approx(p, rel=1e-9)
+        want = ini["product_norm"] if "product_norm" in ini else ini["scale"] ** run.depth
+        assert np.linalg.norm(P, 2) == pytest.approx(want, rel=1e-9)
 
 
 @pytest.mark.parametrize(

@@ -1,11 +1,18 @@
 # The authors' own experiment (figure 8): for each of its runs, where the step sits relative
 # to our certified bound and the measured critical step of the same start, and what the
 # curves show in numbers (deeplinear.authors). Covers `authors` and, if the config has them,
-# the variants `authors_c80_r06` (the previous choice of the reading search),
+# the variants `authors_c1430_levels` (the previous choice of the reading search),
+# `authors_c80_r06` (the choice before that),
 # `authors_width70` (the earlier reading) and `authors_bottleneck`.
 AUTHORS_EXPERIMENTS = [
     e
-    for e in ("authors", "authors_c80_r06", "authors_width70", "authors_bottleneck")
+    for e in (
+        "authors",
+        "authors_c1430_levels",
+        "authors_c80_r06",
+        "authors_width70",
+        "authors_bottleneck",
+    )
     if e in PLAN.experiments
 ]
 try:
