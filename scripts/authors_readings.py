@@ -15,15 +15,21 @@ with io.script_log(sm.log[0], "authors_readings") as say:
         for n, p in zip(sm.params.datasets, sm.input.data, strict=True)
     }
     the_plan = plan.Plan.from_config(cfg)
+    per_depth = {
+        N: (epochs, scale)
+        for N, epochs, scale in zip(ar["depths"], ar["epochs"], ar["step_scales"], strict=True)
+    }
     curves = []
-    for name, runs in authors.reading_runs(ar["readings"], ar["depths"]).items():
-        for run, epochs, scale in zip(runs, ar["epochs"], ar["step_scales"], strict=True):
+    for name, runs in authors.reading_runs(ar["readings"], ar["depths"], ar["starts"]).items():
+        for run in runs:
+            epochs, scale = per_depth[run.depth]
             c = authors.reading_curve(
                 run, datasets[run.dataset], ar["eta"], scale, epochs, cfg["seed"], ar["log_points"]
             )
-            curves.append(c.assign(reading=name))
+            curves.append(c.assign(reading=name, start=run.seed))
             say(
-                f"{name}: N = {run.depth}, loss {c['loss'].iloc[0]:.3g} -> {c['loss'].iloc[-1]:.3g}"
+                f"{name}, start {run.seed}: N = {run.depth}, "
+                f"loss {c['loss'].iloc[0]:.3g} -> {c['loss'].iloc[-1]:.3g}"
             )
     curves = pd.concat(curves, ignore_index=True)
     by_experiment = authors.experiment_readings(
@@ -40,7 +46,8 @@ with io.script_log(sm.log[0], "authors_readings") as say:
             ar["eta"],
         )
     for name, exp in by_experiment.items():
-        gaps[name] = authors.curves_gap(curves[curves["reading"] == name], unscaled[exp])
+        first = curves[(curves["reading"] == name) & (curves["start"] == 0)]  # its seed-0 run
+        gaps[name] = authors.curves_gap(first, unscaled[exp])
     table = authors.readings_table(
         curves, points, ar["readings"], by_experiment, ar["step_scales"], gaps
     )

@@ -272,6 +272,33 @@ def test_readings_table_ranks_the_readings_and_flags_the_experiment():
     assert authors.chosen_is_best(table2.assign(experiment="")) is None
 
 
+def test_a_reading_is_scored_by_the_mean_over_its_starts():
+    """A reading through every point on one start but late by 10x on the other ranks
+    below one that is off by 1.5x in loss on both: the mean over starts decides, and the
+    worst start is reported."""
+    pts = authors.read_published(PUBLISHED)
+    lucky = pd.concat(
+        [_through(pts).assign(start=0), _through(pts, epoch_factor=10.0).assign(start=1)]
+    ).assign(reading="lucky")
+    steady = pd.concat([_through(pts, loss_factor=1.5).assign(start=s) for s in (0, 1)]).assign(
+        reading="steady"
+    )
+    readings = [
+        {"name": n, "dataset": "d", "hidden_width": 3, "init": {"kind": "balanced"}}
+        for n in ("lucky", "steady")
+    ]
+    table = authors.readings_table(
+        pd.concat([lucky, steady]), pts, readings, {"lucky": "authors"}, [1, 1, 1], {}
+    ).set_index("reading")
+    one = authors.reading_score(_through(pts, epoch_factor=10.0), pts)
+    assert table.loc["lucky", "score"] == pytest.approx(one["score"] / 2)
+    assert table.loc["lucky", "score_worst_start"] == pytest.approx(one["score"])
+    assert table.loc["lucky", "score_N5"] == pytest.approx(one["score_N5"] / 2)
+    assert table["starts"].tolist() == [2, 2]
+    assert table.loc["steady", "rank"] == 1 and not table.loc["lucky", "best"]
+    assert authors.chosen_is_best(table.reset_index()) is False
+
+
 def test_the_config_runs_its_readings_as_experiments_and_checks_the_grid(tmp_path):
     """Traceability: experiment `authors` runs one reading of the grid and
     `authors_width70` the earlier one (the rule marks them in authors_readings.csv)."""
@@ -281,12 +308,15 @@ def test_the_config_runs_its_readings_as_experiments_and_checks_the_grid(tmp_pat
         ar["readings"], cfg["experiments"], list(cfg["experiments"])
     )
     assert "authors" in found.values() and found.get("width70") == "authors_width70"
-    runs = authors.reading_runs(ar["readings"], ar["depths"])
+    runs = authors.reading_runs(ar["readings"], ar["depths"], ar["starts"])
     chosen = next(name for name, exp in found.items() if exp == "authors")
-    first = plan.Plan.from_config(cfg).experiments["authors"].runs
-    seed0 = {r.depth: r for r in first if r.seed == 0}
-    for run in runs[chosen]:  # the search scores the experiment's first start
-        assert run.init_seed(1).entropy == seed0[run.depth].init_seed(1).entropy
+    exp_runs = {
+        (r.seed, r.depth): r for r in plan.Plan.from_config(cfg).experiments["authors"].runs
+    }
+    assert len(runs[chosen]) == ar["starts"] * len(ar["depths"]) and ar["starts"] == 2
+    for run in runs[chosen]:  # the search scores the experiment's first starts
+        want = exp_runs[run.seed, run.depth].init_seed(1).entropy
+        assert run.init_seed(1).entropy == want
     bad = dict(cfg, authors_readings=dict(ar, epochs=ar["epochs"][:1]))
     with pytest.raises(InputError, match=r"authors_readings\.epochs"):
         authors.check_readings(bad)

@@ -194,6 +194,8 @@ def test_reading_search_scores_every_reading_and_marks_the_experiments(smoke):
     names = [r["name"] for r in cfg["authors_readings"]["readings"]]
     assert sorted(table["reading"]) == sorted(names)
     assert table["rank"].is_monotonic_increasing and table["best"].sum() == 1
+    assert (table["starts"] == cfg["authors_readings"]["starts"]).all()  # every start scored
+    assert (table["score_worst_start"].astype(float) >= table["score"].astype(float)).all()
     marked = table[table["experiment"] != ""]
     assert set(marked["experiment"]) == {"authors", "authors_width70"}
     assert (marked["max_log10_scaled_vs_unscaled"].astype(float) < 0.5).all()

@@ -361,16 +361,19 @@ def reading_score(curves: pd.DataFrame, points: pd.DataFrame) -> dict[str, float
 #: :data:`FEATURES` and ``score_N<depth>`` per depth).
 READING_COLUMNS = (
     "reading", "dataset", "hidden_width", "init", "experiment", "rank", "best", "score",
-    "scaled", "step_scales", "max_log10_scaled_vs_unscaled",
+    "starts", "score_worst_start", "scaled", "step_scales", "max_log10_scaled_vs_unscaled",
 )  # fmt: skip
 
 
-def reading_runs(readings: Mapping[str, Any], depths: Sequence[int]) -> dict[str, list[Run]]:
+def reading_runs(
+    readings: Mapping[str, Any], depths: Sequence[int], starts: int = 1
+) -> dict[str, list[Run]]:
     """The runs of the reading search: per reading of the config's
-    ``authors_readings.readings`` (``name, dataset, hidden_width, init``), one seed-0 run
-    per depth. Its start is the start of seed 0 of an experiment with the same dataset,
-    width and init (:meth:`deeplinear.plan.Run.init_seed` hashes only those), so the
-    reading that becomes experiment ``authors`` is scored on that experiment's first start.
+    ``authors_readings.readings`` (``name, dataset, hidden_width, init``), one run per
+    seed ``0 .. starts - 1`` and depth (seed-major). The start of seed ``s`` is the start
+    of seed ``s`` of an experiment with the same dataset, width and init
+    (:meth:`deeplinear.plan.Run.init_seed` hashes only those), so the reading that becomes
+    experiment ``authors`` is scored on that experiment's first ``starts`` starts.
     """
     out: dict[str, list[Run]] = {}
     for reading in readings:
@@ -380,9 +383,10 @@ def reading_runs(readings: Mapping[str, Any], depths: Sequence[int]) -> dict[str
             Run(
                 experiment="authors_readings", dataset=reading["dataset"], depth=int(N),
                 hidden=int(reading["hidden_width"]), **_init_fields(reading["init"], int(N)),
-                seed=0, step_rule="constant", tau=UNUSED["tau"], alpha=UNUSED["alpha"],
+                seed=seed, step_rule="constant", tau=UNUSED["tau"], alpha=UNUSED["alpha"],
                 step_multiple=1.0, step_unit="absolute",
             )
+            for seed in range(starts)
             for N in depths
         ]  # fmt: skip
     return out
@@ -435,14 +439,24 @@ def log_loss_gap(
     return float(np.max(np.abs(ya - np.log10(Lb[inside]))))
 
 
+def _starts(curves: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
+    """A reading's curves split by ``start`` (one group, start 0, without that column or
+    without rows)."""
+    if "start" not in curves.columns or curves.empty:
+        return [(0, curves)]
+    return [(int(s), g) for s, g in curves.groupby("start", sort=True)]
+
+
 def readings_table(curves: pd.DataFrame, points: pd.DataFrame, readings: Sequence[Mapping],
                    experiments: Mapping[str, str], step_scales: Sequence[float],
                    gaps: Mapping[str, float]) -> pd.DataFrame:  # fmt: skip
-    """``authors_readings.csv``: one row per reading (``curves`` rows keyed by ``reading``,
-    columns of :func:`reading_curve`), with its :func:`reading_score` against ``points``,
-    its ``rank`` by score (1 = best, ``best`` flags it), ``experiment`` (the config's
-    experiment that runs this reading, from ``experiments``: reading -> experiment name, or
-    empty), ``scaled`` (whether any depth ran at a scaled step), the per-depth
+    """``authors_readings.csv``: one row per reading (``curves`` rows keyed by ``reading``
+    and, with several starts, ``start``; columns of :func:`reading_curve`), with its
+    :func:`reading_score` against ``points`` averaged over its starts (every entry: the
+    mean over starts; ``starts`` their number, ``score_worst_start`` the largest score of
+    one start), its ``rank`` by that mean (1 = best, ``best`` flags it), ``experiment``
+    (the config's experiment that runs this reading, from ``experiments``: reading ->
+    experiment name, or empty), ``scaled`` (whether any depth ran at a scaled step), the per-depth
     ``step_scales`` and ``max_log10_scaled_vs_unscaled`` (``gaps``: reading -> the
     :func:`log_loss_gap` between its scaled curve and its experiment's unscaled run, NaN
     where not measured)."""
@@ -450,6 +464,8 @@ def readings_table(curves: pd.DataFrame, points: pd.DataFrame, readings: Sequenc
     for reading in readings:
         name = reading["name"]
         c = curves[curves["reading"] == name]
+        per_start = [reading_score(g, points) for _, g in _starts(c)]
+        score = {key: float(np.mean([s[key] for s in per_start])) for key in per_start[0]}
         rows.append(
             {
                 "reading": name,
@@ -460,7 +476,9 @@ def readings_table(curves: pd.DataFrame, points: pd.DataFrame, readings: Sequenc
                 "scaled": any(s != 1 for s in step_scales),
                 "step_scales": " ".join(f"{s:g}" for s in step_scales),
                 "max_log10_scaled_vs_unscaled": gaps.get(name, math.nan),
-                **reading_score(c, points),
+                "starts": len(per_start),
+                "score_worst_start": float(np.max([s["score"] for s in per_start])),
+                **score,
             }
         )
     out = pd.DataFrame(rows)
