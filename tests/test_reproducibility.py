@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SMOKE, copy_project, snakemake
+from tests.conftest import SMOKE, copy_project, snakemake, venv_env
 
 pytestmark = pytest.mark.pipeline
 
@@ -38,6 +38,7 @@ def test_sigkill_during_training_then_rerun_gives_identical_tables(smoke, tmp_pa
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env=venv_env(),  # the rules' `python` is this environment's, as in snakemake()
     )
     runs = work / SMOKE / "runs"
     deadline = time.monotonic() + 300
