@@ -24,6 +24,15 @@ PROJECT_FILES += ["README.md", "LICENSE", "environment.yml", "CITATION.cff", ".z
 PROJECT_FILES += ["Makefile"]  # archived with the code
 PROJECT_FILES += ["src", "docs", "benchmarks", "data"]
 
+#: The fields of one ``plan.Run`` (a balanced depth-3 start at its certified step), for
+#: tests that build runs by hand: ``plan.Run(**RUN_FIELDS | {...})``.
+RUN_FIELDS = {
+    "experiment": "e", "dataset": "d", "depth": 3, "hidden": 5, "init": "balanced",
+    "init_scale": 0.5, "init_rank": None, "init_xi": 0.0, "init_spread": 0.1, "seed": 0,
+    "step_rule": "constant", "tau": 100.0, "alpha": 0.0, "step_multiple": 1.0,
+    "step_unit": "certified",
+}  # fmt: skip
+
 
 def copy_project(dest: Path) -> Path:
     for name in PROJECT_FILES:

@@ -20,7 +20,7 @@ import yaml
 
 from deeplinear import data, experiments, gd, init, io, plan, tables, theory
 from deeplinear.errors import InputError
-from tests.conftest import ROOT, SMOKE, copy_project, snakemake
+from tests.conftest import ROOT, RUN_FIELDS, SMOKE, copy_project, snakemake
 
 pytestmark = pytest.mark.pipeline
 
@@ -350,12 +350,7 @@ def small_shard(tmp_path: Path) -> tuple[Path, list[str]]:
     return path, [r.run_id for r in runs]
 
 
-RUN = {
-    "experiment": "e", "dataset": "d", "depth": 2, "hidden": 5, "init": "balanced",
-    "init_scale": 0.5, "init_rank": None, "init_xi": 0.0, "init_spread": 0.1, "seed": 0,
-    "step_rule": "constant", "tau": 100.0, "alpha": 0.0, "step_multiple": 1.0,
-    "step_unit": "certified",
-}  # fmt: skip
+RUN = RUN_FIELDS | {"depth": 2}
 
 
 def rewrite(path: Path, edit) -> None:

@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from deeplinear import data, experiments, model, plan, theory
+from tests.conftest import RUN_FIELDS
 
-BASE = {
-    "experiment": "e", "dataset": "d", "depth": 3, "hidden": 5, "init": "balanced",
-    "init_scale": 0.5, "init_rank": None, "init_xi": 0.0, "init_spread": 0.1, "seed": 0,
-    "step_rule": "constant", "tau": 100.0, "alpha": 0.0, "step_multiple": 1.0,
-    "step_unit": "certified",
-}  # fmt: skip
+BASE = RUN_FIELDS
 
 
 def settings(time: float, max_iter: int) -> plan.Settings:

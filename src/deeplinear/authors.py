@@ -439,12 +439,12 @@ def log_loss_gap(
     return float(np.max(np.abs(ya - np.log10(Lb[inside]))))
 
 
-def _starts(curves: pd.DataFrame) -> list[tuple[int, pd.DataFrame]]:
-    """A reading's curves split by ``start`` (one group, start 0, without that column or
-    without rows)."""
+def _starts(curves: pd.DataFrame) -> list[pd.DataFrame]:
+    """A reading's curves split by ``start`` (one group without that column or without
+    rows)."""
     if "start" not in curves.columns or curves.empty:
-        return [(0, curves)]
-    return [(int(s), g) for s, g in curves.groupby("start", sort=True)]
+        return [curves]
+    return [g for _, g in curves.groupby("start", sort=True)]
 
 
 def readings_table(curves: pd.DataFrame, points: pd.DataFrame, readings: Sequence[Mapping],
@@ -464,7 +464,7 @@ def readings_table(curves: pd.DataFrame, points: pd.DataFrame, readings: Sequenc
     for reading in readings:
         name = reading["name"]
         c = curves[curves["reading"] == name]
-        per_start = [reading_score(g, points) for _, g in _starts(c)]
+        per_start = [reading_score(g, points) for g in _starts(c)]
         score = {key: float(np.mean([s[key] for s in per_start])) for key in per_start[0]}
         rows.append(
             {
