@@ -210,6 +210,56 @@ def test_step_is_within_its_precision_of_the_supremum():
         assert eta >= math.exp(lo) / (1 + theory.ADAPTIVE_RTOL) * (1 - 1e-12)
 
 
+def _inputs(rng, N: int, spread: float):
+    """One run's inputs of the compiled evaluation of ``M`` (``theory.step_inputs``)."""
+    s = np.exp(rng.normal(0, spread, N))
+    g = np.exp(rng.normal(-1, 2, N))
+    pre = np.cumprod(s)[:-1] * rng.uniform(0.05, 1.2, N - 1)
+    suf = np.cumprod(s[::-1])[::-1][1:] * rng.uniform(0.05, 1.2, N - 1)
+    sr, crude, log_pq, pq = (np.empty(n) for n in (N, 2 * N - 1, 2 * N - 1, 2 * N - 1))
+    linear = theory.step_inputs(s, pre, suf, theory.ADAPTIVE_TINY, sr, crude, log_pq, pq)
+    return sr, g, crude, log_pq, pq, linear
+
+
+def test_plain_and_log_space_evaluations_of_m_agree():
+    """The two evaluations of Lemma B' (plain arithmetic where every product is in range,
+    logarithms elsewhere) give the same ``M`` to rounding on random inputs, depths 2-40 and
+    steps from 0 to far past certified; ``step_inputs`` sends products out of range to the
+    log-space one, which stays finite."""
+    rng = np.random.default_rng(11)
+    work = np.empty(6 * 40)
+    for _ in range(600):
+        N = int(rng.integers(2, 41))
+        sr, g, crude, log_pq, pq, linear = _inputs(rng, N, 1.0 if N < 30 else 0.5)
+        assert linear
+        log_r0, log_lam = float(rng.normal(0, 3)), float(rng.normal(0, 1))
+        for log_eta in (-math.inf, float(rng.normal(-3, 3))):
+            via_logs = theory._log_hessian_bound(
+                sr, g, log_r0, log_lam, crude, log_pq, log_eta, work
+            )
+            plain = theory._hessian_bound_linear(
+                sr, g, math.exp(log_r0), math.exp(log_lam), pq, math.exp(log_eta), work
+            )
+            assert math.log(plain) == pytest.approx(via_logs, abs=1e-12)
+    for spread in (60.0, 200.0):  # products far out of range
+        sr, g, crude, log_pq, pq, linear = _inputs(np.random.default_rng(5), 20, spread)
+        assert not linear
+        value = theory._log_M(sr, g, 0.0, 0.0, crude, log_pq, pq, linear, -5.0, work)
+        assert math.isfinite(value)
+
+
+def test_a_runs_step_does_not_depend_on_its_batch():
+    """Each run's search is its own: the steps of a batch are bitwise those of its runs
+    alone, whatever the other runs need."""
+    rng = np.random.default_rng(4)
+    N = 6
+    s, g = np.exp(rng.normal(0, 1, (40, N))), np.exp(rng.normal(-1, 3, (40, N)))
+    eps = np.exp(rng.normal(0, 3, 40))
+    batch = theory.adaptive_step(s, g, eps, 2.0, 1e3)
+    alone = [theory.adaptive_step(s[i : i + 1], g[i : i + 1], eps[i], 2.0, 1e3) for i in range(40)]
+    assert batch.tobytes() == np.concatenate(alone).tobytes()
+
+
 def test_depth_one_gives_one_over_lam_max_exactly():
     ds, W = instance(20)  # depth 1
     assert len(W) == 1

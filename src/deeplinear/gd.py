@@ -27,9 +27,11 @@ skip them with ``check_guarantees=False`` (no tracker).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 
+import numba
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
@@ -78,7 +80,8 @@ ADAPTIVE_NORM_BUDGET = 0.25
 #: once (squared), so one relative precision at every depth. A product whose exact norm
 #: was at least ``ADAPTIVE_PART_USEFUL`` times the product of its layers' bounds (so that
 #: the layers' bounds do about as well: balanced runs) gets its next exact value only at
-#: the next multiple of ``ADAPTIVE_PART_RECHECK`` iterations; a product whose exact norm
+#: iteration ``ADAPTIVE_PART_RECHECK`` times a power of two (100, 200, 400, ...: a
+#: product that stayed useless is rechecked ever more rarely); a product whose exact norm
 #: is below ``ADAPTIVE_PART_FLOOR`` times the product of its layers' bounds gets its next
 #: one at that fraction of the latter (a zero product would otherwise need one every step).
 ADAPTIVE_PART_RTOL = 0.05
@@ -383,9 +386,14 @@ class _Batch:
             np.vecdot(g, g, out=out)
         return self.S[: self.b]
 
-    def update(self) -> None:
-        """``W_j <- W_j - eta G_j`` for every layer at once."""
-        np.subtract(self.Wflat[: self.b], self.Gflat[: self.b], out=self.Wflat[: self.b])
+    def update(self, factor: np.ndarray | None = None) -> None:
+        """``W_j <- W_j - eta G_j`` for every layer at once; with ``factor`` ``(b,)``,
+        ``W_j <- W_j - factor (eta G_j)`` in the same single pass (the adaptive runs'
+        certified steps; a factor of exactly 1 gives bitwise ``W_j - eta G_j``)."""
+        if factor is None:
+            np.subtract(self.Wflat[: self.b], self.Gflat[: self.b], out=self.Wflat[: self.b])
+        else:
+            _scaled_subtract(self.Wflat[: self.b], self.Gflat[: self.b], factor)
 
     def step_direction(self, prob: Problem, eta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Steps ``eta_b G_j`` into ``G``; returns ``eps`` and ``||eta G_j||_F^2`` ``(b, N)``."""
@@ -393,6 +401,16 @@ class _Batch:
         eps = self.residual(prob, eta)
         self.backward()
         return eps, self.step_norms()
+
+
+@numba.njit(cache=True, nogil=True)
+def _scaled_subtract(W: np.ndarray, G: np.ndarray, factor: np.ndarray) -> None:
+    """``W[r] -= factor[r] * G[r]`` for every row of the ``(b, n)`` arrays, in one pass
+    (rounded as ``W[r] - (factor[r] * G[r])``)."""
+    for r in range(W.shape[0]):
+        f = factor[r]
+        for i in range(W.shape[1]):
+            W[r, i] -= f * G[r, i]
 
 
 @dataclass
@@ -438,6 +456,7 @@ class _Runs:
     step_hi: np.ndarray | None = None
     step_lo: np.ndarray | None = None
     step_now: np.ndarray | None = None
+    step_factor: np.ndarray | None = None
     flow: np.ndarray | None = None
 
     def __post_init__(self) -> None:
@@ -722,11 +741,10 @@ def _loop(
                 break
             budget_min = runs.budget.min()
             next_log = _first_log(runs)
-        batch.update()
+        batch.update(runs.step_factor if adaptive else None)
         if checked:
             tracker.advance(s, eps, g2, half_eta)
         if adaptive:
-            runs.ad_inc += np.sqrt(s)
             runs.flow += eta_k
             eta_k = np.where(runs.adaptive, 1.0, eta_k)
             eta2, half_eta = eta_k * eta_k, 0.5 * eta_k
@@ -756,13 +774,14 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
 
     On entry the adaptive rows of ``G`` hold ``G_j`` itself and ``s`` holds ``||G_j||_F^2``;
     their step ``eta0 * adaptive_step(s_j, ||G_j||_F, eps)`` (``eta0`` the multiple) scales
-    ``G`` and ``s`` in place, so they hold ``eta G_j`` and ``||eta G_j||_F^2`` as for the
-    other runs, whose rows are multiplied by exactly 1. ``s_j`` is the schedule's own bound
-    ``ad_anchor + ad_inc`` of ``||W_j||_2``, made exact again where the steps since the last
-    exact value exceed a fraction :data:`ADAPTIVE_NORM_RTOL` of it (at most
-    :data:`ADAPTIVE_NORM_BUDGET` ``/ (N - 1)``); the prefix and suffix bounds
-    ``ad_part_anchor + ad_part_inc`` likewise (:func:`_adaptive_partials`), and they get
-    the increments of this step. Returns the steps ``(b,)``."""
+    ``s`` in place to ``||eta G_j||_F^2`` as for the other runs and becomes the row's
+    ``step_factor``, by which the update multiplies ``G`` (exactly 1 for the other runs).
+    ``s_j`` is the schedule's own bound ``ad_anchor + ad_inc`` of ``||W_j||_2``, made exact
+    again where the steps since the last exact value exceed a fraction
+    :data:`ADAPTIVE_NORM_RTOL` of it (at most :data:`ADAPTIVE_NORM_BUDGET` ``/ (N - 1)``);
+    the prefix and suffix bounds ``ad_part_anchor + ad_part_inc`` likewise
+    (:func:`_adaptive_partials`); the scalar work per run is :func:`_certified_steps`, and
+    the bounds get the increments of this step. Returns the steps ``(b,)``."""
     ad, b, N = runs.adaptive, batch.b, batch.N
     if k == 0:
         runs.ad_anchor = metrics.weight_norms(batch.W)
@@ -782,28 +801,84 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
             runs.ad_anchor[r, c] = metrics.spectral_norm(batch.W[c][r])
             runs.ad_inc[r, c] = 0.0
     bound = runs.ad_anchor + runs.ad_inc
-    pre, suf, crude = _adaptive_partials(runs, batch, bound, k)
-    if runs.all_adaptive:
-        eta = runs.eta0 * theory.adaptive_step(
-            bound, np.sqrt(s), eps, prob.lam_max, runs.eta_cap, pre=pre, suf=suf
-        )
-        factor = eta
-    else:
-        eta = runs.eta0[ad] * theory.adaptive_step(
-            bound[ad], np.sqrt(s[ad]), eps[ad], prob.lam_max, runs.eta_cap[ad],
-            pre=None if pre is None else pre[ad], suf=None if suf is None else suf[ad],
-        )  # fmt: skip
-        factor = np.ones(b)
-        factor[ad] = eta
-        eta = np.where(ad, factor, eta_k)
-    np.multiply(batch.Gflat[:b], factor[:, None], out=batch.Gflat[:b])
-    s *= (factor * factor)[:, None]
-    if N > 2:
-        runs.ad_part_inc += _partial_increments(bound, np.sqrt(s), crude)
+    _adaptive_partials(runs, batch, bound, k)
+    eta = np.empty(b)
+    _certified_steps(
+        ad, runs.eta0, runs.eta_cap, bound, runs.ad_part_anchor + runs.ad_part_inc, s, eps,
+        prob.lam_max, eta_k, eta, runs.ad_inc, runs.ad_part_inc,
+    )  # fmt: skip
+    runs.step_factor = eta if runs.all_adaptive else np.where(ad, eta, 1.0)
     runs.step_now = eta
     runs.step_hi = np.fmax(runs.step_hi, eta)
     runs.step_lo = np.fmin(runs.step_lo, eta)
     return eta
+
+
+@numba.njit(cache=True, nogil=True)
+def _certified_steps(ad, multiple, cap, bound, part, s, eps, lam_max, eta_k, eta, inc, part_inc):
+    """The compiled inner loop of :func:`_adaptive_steps`, one run at a time (theory.md 14).
+
+    For an adaptive row (``ad``): the certified step (:func:`theory.log_certified_step`)
+    from the layer bounds ``bound`` ``(b, N)``, ``||G_j||_F = sqrt(s)``, the prefix and
+    suffix bounds ``part`` ``(b, 2(N - 2))`` (``p_j`` then ``q_j``, ``j = 2..N-1``; ``p_1 =
+    s_1`` and ``q_N = s_N`` are the layers' own) and ``eps``, capped at ``cap`` and times
+    ``multiple``, into ``eta``; then ``s`` becomes ``||eta G_j||_F^2``, the layers' ``inc``
+    gets the steps' Frobenius norms and ``part_inc`` the multilinear increments of
+    :func:`_partial_increments`. Other rows: ``eta = eta_k``, nothing else changes.
+    Everything here is scalar work per run; as array operations over the batch it cost
+    several times the arithmetic (benchmarks/README.md)."""
+    b, N = bound.shape
+    n = N - 2
+    log_lam, tol = math.log(lam_max), math.log1p(theory.ADAPTIVE_RTOL)
+    g, pre, suf = np.empty(N), np.full(max(N - 1, 0), np.inf), np.full(max(N - 1, 0), np.inf)
+    sr, crude, log_pq, pq, work = theory.step_buffers(N)
+    for r in range(b):
+        if not ad[r]:
+            eta[r] = eta_k[r]
+            continue
+        if N == 1:
+            step = min(1.0 / lam_max, cap[r])
+        else:
+            for i in range(n):
+                pre[i + 1], suf[i] = part[r, i], part[r, n + i]
+            for j in range(N):
+                g[j] = math.sqrt(s[r, j])
+            tiny = theory.ADAPTIVE_TINY
+            lin = theory.step_inputs(bound[r], pre, suf, tiny, sr, crude, log_pq, pq)
+            e2 = 2.0 * eps[r]
+            log_r0 = 0.5 * math.log(e2) if e2 > 0.0 else (-math.inf if e2 == 0.0 else math.nan)
+            u = theory.log_certified_step(
+                sr, g, log_r0, log_lam, crude, log_pq, pq, lin, math.log(cap[r]), tol, 64, work
+            )
+            step = min(math.exp(u), cap[r])  # exp(log(cap)) may round up
+        eta[r] = multiple[r] * step
+        f2 = eta[r] * eta[r]
+        for j in range(N):
+            s[r, j] *= f2
+            g[j] = math.sqrt(s[r, j])
+        if n > 0:
+            _add_partial_increments(bound[r], g, part_inc[r])
+        for j in range(N):
+            inc[r, j] += g[j]
+
+
+@numba.njit(cache=True, nogil=True)
+def _add_partial_increments(x, h, out) -> None:
+    """``out += prod_l (x_l + h_l) (1 + 4 N u) - prod_l x_l`` over the layers of the prefixes
+    then of the suffixes ``j = 2..N-1`` (:func:`_partial_increments`, one run)."""
+    N = x.shape[0]
+    n = N - 2
+    grow = 1.0 + 4.0 * N * _UNIT_ROUNDOFF
+    a, c = x[0] + h[0], x[0]
+    for j in range(1, N - 1):  # prefix W_{j+1:1}, column j - 1
+        a *= x[j] + h[j]
+        c *= x[j]
+        out[j - 1] += a * grow - c
+    a, c = x[N - 1] + h[N - 1], x[N - 1]
+    for j in range(N - 2, 0, -1):  # suffix W_{N:j+1}, column n + j - 1
+        a *= x[j] + h[j]
+        c *= x[j]
+        out[n + j - 1] += a * grow - c
 
 
 def _segment_products(x: np.ndarray) -> np.ndarray:
@@ -815,36 +890,33 @@ def _segment_products(x: np.ndarray) -> np.ndarray:
     return np.concatenate([pre, suf], axis=1)
 
 
-def _partial_increments(bound: np.ndarray, h: np.ndarray, crude=None) -> np.ndarray:
+def _partial_increments(bound: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Upper bounds of the changes of ``||W_{j:1}||_2`` and then of ``||W_{N:j}||_2``,
     ``j = 2..N-1``, shape ``(b, 2(N - 2))``, under the step ``W_l -> W_l - eta G_l``
     (theory.md 14, Lemma B' (i)): ``prod_l (s_l + h_l) - prod_l s_l`` over the layers of the
     product, with ``bound`` ``(b, N)`` the layer bounds ``s_l >= ||W_l||_2``, ``h``
-    ``(b, N)`` the step norms ``||eta G_l||_F`` and ``crude`` the products of ``bound``
-    (:func:`_segment_products`, computed if not given). Both products are rounded with a
+    ``(b, N)`` the step norms ``||eta G_l||_F``. Both products are rounded with a
     relative error below ``N u``: ``4 N u prod (s + h)`` more covers their difference."""
-    N = bound.shape[1]
-    if crude is None:
-        crude = _segment_products(bound)
-    return _segment_products(bound + h) * (1.0 + 4.0 * N * _UNIT_ROUNDOFF) - crude
+    out = np.zeros((bound.shape[0], 2 * max(bound.shape[1] - 2, 0)))
+    for r in range(bound.shape[0]):
+        _add_partial_increments(bound[r], h[r], out[r])
+    return out
 
 
-def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int):
-    """The prefix and suffix bounds of the adaptive runs at the current iterate as the
-    ``pre``, ``suf`` arguments of :func:`theory.adaptive_step` (``(b, N - 1)`` each, ``inf``
-    for the single layers ``W_1`` and ``W_N``, whose bound is ``s``) and the products of the
-    layer bounds over the same segments (:func:`_segment_products`); ``None`` for
-    ``N <= 2``. A bound whose increments since its exact value exceed
+def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int) -> None:
+    """Keeps the prefix and suffix bounds ``ad_part_anchor + ad_part_inc`` of the adaptive
+    runs valid and close at the current iterate (nothing for ``N <= 2``), given the layer
+    bounds ``bound`` ``(b, N)``. A bound whose increments since its exact value exceed
     :data:`ADAPTIVE_PART_RTOL` times that value (or :data:`ADAPTIVE_PART_FLOOR` times the
     product of its layers' bounds, if larger) gets a new exact value, and at iterations
-    ``k`` divisible by :data:`ADAPTIVE_PART_RECHECK` so does every bound whose last exact
+    ``k`` = :data:`ADAPTIVE_PART_RECHECK` times a power of two so does every bound whose last exact
     value was close to the product of its layers' bounds (:data:`ADAPTIVE_PART_USEFUL`);
     prefixes come from the forward pass's ``pre``, suffixes are multiplied out for the
     runs that need one. Between exact values every bound stays the exact value plus the
     increments since (a valid bound for all of them)."""
     N, n = batch.N, batch.N - 2
     if n <= 0:
-        return None, None, None
+        return
     crude = _segment_products(bound)
     anchor, inc, rtol = runs.ad_part_anchor, runs.ad_part_inc, runs.ad_part_rtol
     need = inc > rtol * np.maximum(anchor, ADAPTIVE_PART_FLOOR * crude)
@@ -868,10 +940,6 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int):
                     inc[rows[r], n + m - 2] = 0.0
         useful = anchor < ADAPTIVE_PART_USEFUL * crude
         rtol[need] = np.where(useful, ADAPTIVE_PART_RTOL, np.inf)[need]
-    part = anchor + inc
-    one = np.full((batch.b, 1), np.inf)
-    pre, suf = np.concatenate([one, part[:, :n]], axis=1), np.concatenate([part[:, n:], one], 1)
-    return pre, suf, crude
 
 
 def _finish(

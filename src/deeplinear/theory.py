@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -375,96 +376,287 @@ ADAPTIVE_TINY = 1e-150
 ADAPTIVE_RTOL = 0.01
 
 
-def _logsumexp(x: np.ndarray) -> np.ndarray:
-    """``log sum exp(x)`` over the last axis of ``(B, n)`` (``-inf`` entries are empty
-    terms; a row of them gives ``-inf``)."""
-    m = np.maximum(np.max(x, axis=1, keepdims=True), -1e300)
-    return np.log(np.sum(np.exp(x - m), axis=1)) + m[:, 0]
+# The search runs per run in compiled code (numba, cached next to this module): a
+# vectorized version over the batch paid about 45 small array operations per evaluation of
+# ``M``, several times the arithmetic itself (benchmarks/README.md).
+_jit = numba.njit(cache=True, nogil=True)
+_LOG2 = math.log(2.0)
 
 
-def _log_increment(log_prod_s: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``log(prod a - prod s)`` from ``log prod s`` and ``z = sum log1p(eta g / s)``: the
-    multilinear increment of a product of layers on the segment (theory.md 14), no
-    subtraction (``prod s expm1(z)``); ``-inf`` at ``z = 0``."""
-    return log_prod_s + z + np.log(-np.expm1(-z))
+@_jit
+def _logaddexp(a: float, b: float) -> float:
+    """``log(e^a + e^b)`` of two scalars; ``-inf`` is an empty term, NaN propagates."""
+    if a == b:
+        return a + _LOG2
+    if a < b:
+        a, b = b, a
+    if b == -math.inf:
+        return a
+    return a + math.log1p(math.exp(b - a))
 
 
-@dataclass(frozen=True)
-class _Inputs:
-    """The ``eta``-independent inputs of :func:`_log_hessian_bound`, one row per run:
-    ``s`` (raised to :data:`ADAPTIVE_TINY`) and ``g`` ``(B, N)``; ``log_r0 = log sqrt(2
-    eps)`` ``(B,)``; ``log_lam``; ``crude`` ``(B, 2N - 1)`` the logs of ``prod_{l<=j} s_l``
-    (``j = 1..N``, the last the whole product) then of ``prod_{l>=j} s_l`` (``j = 2..N``);
-    ``log_pq`` the logs of the prefix and suffix bounds ``p_j``, ``q_j`` in the same order,
-    at most those products (``-inf`` for the whole product)."""
-
-    s: np.ndarray
-    g: np.ndarray
-    log_r0: np.ndarray
-    log_lam: float
-    crude: np.ndarray
-    log_pq: np.ndarray
+@_jit
+def step_buffers(N: int):
+    """Scratch arrays of one run's search at depth ``N``: ``sr``, ``crude``, ``log_pq``,
+    ``pq`` (:func:`step_inputs`) and ``work``."""
+    n = 2 * N - 1
+    return np.empty(N), np.empty(n), np.empty(n), np.empty(n), np.empty(6 * N)
 
 
-def _log_hessian_bound(inp: _Inputs, log_eta: np.ndarray) -> np.ndarray:
-    """``log M(eta)`` of theory.md 14 (Lemma B'), shape ``(B,)``, at ``log_eta`` ``(B,)``.
+@_jit
+def step_inputs(s, pre, suf, tiny, sr, crude, log_pq, pq) -> bool:
+    """The ``eta``-independent inputs of :func:`_log_hessian_bound` for one run (compiled),
+    written into ``sr``, ``crude``, ``log_pq`` and ``pq = exp(log_pq)``; returns whether
+    every product of the ``s_l`` (and their squares) and every ``p_j``, ``q_j`` lies within
+    ``exp(+-2 LINEAR_RANGE)``, where :func:`_hessian_bound_linear` can run. ``sr``
+    ``(N,)`` the layer bounds raised to ``tiny``; ``crude`` ``(2N - 1,)`` the logs of
+    ``prod_{l<=j} s_l`` (``j = 1..N``, the last the whole product) then of ``prod_{l>=j}
+    s_l`` (``j = 2..N``); ``log_pq`` the logs of the prefix and suffix bounds ``p_j``,
+    ``q_j`` in the same order, the smaller of ``pre``/``suf`` ``(N - 1,)`` and ``crude``
+    (NaN: no bound), ``-inf`` for the whole product (its increment alone)."""
+    N = s.shape[0]
+    acc = 0.0
+    for j in range(N):
+        sr[j] = max(s[j], tiny)
+        acc += math.log(sr[j])
+        crude[j] = acc
+    acc = 0.0
+    for j in range(N - 1, 0, -1):
+        acc += math.log(sr[j])
+        crude[N - 1 + j] = acc
+    for i in range(2 * N - 1):
+        log_pq[i] = crude[i]
+    log_pq[N - 1] = -math.inf
+    for i in range(N - 1):
+        log_pq[i] = _fmin_log(log_pq[i], pre[i])
+        log_pq[N + i] = _fmin_log(log_pq[N + i], suf[i])
+    spread = 0.0
+    for j in range(N):
+        spread += abs(math.log(sr[j]))
+    linear = spread <= LINEAR_RANGE
+    for i in range(2 * N - 1):
+        pq[i] = math.exp(log_pq[i])
+        if -math.inf < log_pq[i] < -LINEAR_RANGE:
+            linear = False
+    return linear
+
+
+@_jit
+def _fmin_log(log_bound: float, given: float) -> float:
+    """The smaller of ``log_bound`` and ``log(given)`` (``given <= 0``: ``-inf``; NaN: no
+    bound, ``log_bound``)."""
+    if given != given:
+        return log_bound
+    return min(log_bound, math.log(given) if given > 0.0 else -math.inf)
+
+
+@_jit
+def _log_hessian_bound(sr, g, log_r0, log_lam, crude, log_pq, log_eta, work) -> float:
+    """``log M(eta)`` of theory.md 14 (Lemma B') for one run at ``log_eta``, from the inputs
+    of :func:`step_inputs`, ``g`` ``(N,)`` and ``log_r0 = log sqrt(2 eps)``; ``work`` a
+    scratch array of at least ``6N`` entries.
 
     On the segment ``p'_j = p_j + prod_{l<=j} a_l - prod_{l<=j} s_l`` and likewise
     ``q'_j``; ``A1 = sum_j (q'_{j+1} p'_{j-1})^2``, ``A2 = 2 sum_{i<j} (q'_{j+1} p'_{i-1}
-    prod_{i<l<j} a_l)^2`` (``p'_0 = q'_{N+1} = 1``), the inner sum of ``A2`` as one
-    cumulative log-sum-exp. Products are sums of logs (the suffix sums
-    accumulated from the end, never as differences), sums of nonnegative terms
-    log-sum-exps and ``prod a - prod s = prod s expm1(sum_l log1p(eta g_l / s_l))``: no
-    subtraction of nearly equal numbers, and nothing overflows at any depth."""
-    s, g = inp.s, inp.g
-    B, N = s.shape
-    eta_g = np.exp(log_eta)[:, None] * g
-    z = np.log1p(eta_g / s)
-    Z = np.concatenate([np.cumsum(z, axis=1), np.cumsum(z[:, :0:-1], axis=1)[:, ::-1]], axis=1)
-    # [0, log p'_1 .. log p'_{N-1}, log(prod a - prod s), log q'_2 .. log q'_N, 0]
-    LPS = np.zeros((B, 2 * N + 1))
-    np.logaddexp(inp.log_pq, _log_increment(inp.crude, Z), out=LPS[:, 1:-1])
-    lrho = np.logaddexp(inp.log_r0, 0.5 * inp.log_lam + LPS[:, N])
+    prod_{i<l<j} a_l)^2`` (``p'_0 = q'_{N+1} = 1``), the inner sum of ``A2`` one running
+    log-sum-exp. Products are sums of logs (the suffix sums accumulated from the end,
+    never as differences), sums of nonnegative terms log-sum-exps and ``prod a - prod s =
+    prod s expm1(sum_l log1p(eta g_l / s_l))``: no subtraction of nearly equal numbers,
+    and nothing overflows at any depth."""
+    N = sr.shape[0]
     if N == 1:  # A1 = 1, A2 = 0
-        return np.full(B, inp.log_lam)
-    LPS *= 2.0
-    LP, LS = LPS[:, :N], LPS[:, N + 1 :]
-    lA1 = _logsumexp(LP + LS)
-    # U_j = log sum_{i<j} (p'_i prod_{i<l<j} a_l)^2 = 2 C_j + log sum_{i<j} p'_i^2 / e^(2 C_{i+1})
-    # with C_j = sum_{l<j} log a_l (0-based): one cumulative log-sum-exp over i
-    C2 = np.cumsum(2.0 * np.log(s[:, :-1] + eta_g[:, :-1]), axis=1)  # 2 C_1 .. 2 C_{N-1}
-    U = np.logaddexp.accumulate(LP[:, :-1] - C2, axis=1) + C2
-    lA2 = math.log(2.0) + _logsumexp(LS[:, 1:] + U)
-    return np.logaddexp(inp.log_lam + lA1, 0.5 * inp.log_lam + lrho + 0.5 * lA2)
+        return log_lam
+    eta = math.exp(log_eta)
+    # LPS = [0, log p'_1 .. log p'_{N-1}, log(prod a - prod s), log q'_2 .. log q'_N, 0]
+    LPS = work[2 * N - 1 : 4 * N]
+    LPS[0] = LPS[2 * N] = 0.0
+    if eta == 0.0:  # no increments: p'_j = p_j, q'_j = q_j
+        for i in range(2 * N - 1):
+            LPS[1 + i] = log_pq[i]
+    else:
+        z, Z = work[5 * N : 6 * N], work[: 2 * N - 1]
+        acc = 0.0  # Z: sum_{l<=j} z_l (j = 1..N), then sum_{l>=j} z_l (j = 2..N)
+        for j in range(N):
+            z[j] = math.log1p(eta * g[j] / sr[j])
+            acc += z[j]
+            Z[j] = acc
+        acc = 0.0
+        for j in range(N - 1, 0, -1):
+            acc += z[j]
+            Z[N - 1 + j] = acc
+        for i in range(2 * N - 1):
+            zi = Z[i]
+            inc = -math.inf if zi == 0.0 else crude[i] + zi + math.log(-math.expm1(-zi))
+            LPS[1 + i] = _logaddexp(log_pq[i], inc)
+    lrho = _logaddexp(log_r0, 0.5 * log_lam + LPS[N])
+    # A1 = sum_j (p'_{j-1} q'_{j+1})^2 as a log-sum-exp
+    m = -1e300
+    for j in range(N):
+        m = max(m, 2.0 * (LPS[j] + LPS[N + 1 + j]))
+    acc = 0.0
+    for j in range(N):
+        acc += math.exp(2.0 * (LPS[j] + LPS[N + 1 + j]) - m)
+    lA1 = math.log(acc) + m
+    # A2: U_j = log sum_{i<j} (p'_i prod_{i<l<j} a_l)^2 = 2 C_j + log sum_{i<j} p'_i^2 /
+    # e^(2 C_{i+1}) with C_j = sum_{l<j} log a_l, one running log-sum-exp over i
+    T = work[4 * N : 5 * N - 1]
+    C2, U, m = 0.0, -math.inf, -1e300
+    for i in range(N - 1):
+        C2 += 2.0 * math.log(sr[i] + eta * g[i])
+        U = _logaddexp(U, 2.0 * LPS[i] - C2)
+        T[i] = 2.0 * LPS[N + 2 + i] + U + C2
+        m = max(m, T[i])
+    acc = 0.0
+    for i in range(N - 1):
+        acc += math.exp(T[i] - m)
+    lA2 = _LOG2 + math.log(acc) + m
+    return _logaddexp(log_lam + lA1, 0.5 * log_lam + lrho + 0.5 * lA2)
 
 
-def _adaptive_inputs(s, g, eps, lam_max: float, pre=None, suf=None) -> _Inputs:
-    """The inputs of :func:`_log_hessian_bound`. ``pre``, ``suf`` ``(B, N - 1)`` (``None``:
-    no bound) are replaced by the smaller of them and the product of the layers' ``s``
-    (both are upper bounds; NaN counts as no bound)."""
-    s, g = np.atleast_2d(np.asarray(s, dtype=np.float64)), np.atleast_2d(np.asarray(g, float))
-    if s.shape != g.shape:
-        raise InputError(f"s and g must have the same shape (B, N), got {s.shape} and {g.shape}")
+@_jit
+def _log_hessian_bounds(s, g, log_r0, log_lam, pre, suf, tiny, log_eta):
+    """:func:`_log_hessian_bound` for every run of a batch, shape ``(B,)``."""
     B, N = s.shape
-    eps = np.broadcast_to(np.asarray(eps, dtype=np.float64), s.shape[:1])
-    s = np.maximum(s, ADAPTIVE_TINY)
-    log_s = np.log(s)
-    # log prod_{l<=j} s_l (j = 1..N, the last the whole product), log prod_{l>=j} s_l (j = 2..N)
-    crude = np.concatenate(
-        [np.cumsum(log_s, axis=1), np.cumsum(log_s[:, :0:-1], axis=1)[:, ::-1]], axis=1
-    )
-    log_pq = crude.copy()
-    log_pq[:, N - 1] = -np.inf  # the whole product: its increment alone
+    out = np.empty(B)
+    sr, crude, log_pq, pq, work = step_buffers(N)
+    for r in range(B):
+        lin = step_inputs(s[r], pre[r], suf[r], tiny, sr, crude, log_pq, pq)
+        out[r] = _log_M(sr, g[r], log_r0[r], log_lam, crude, log_pq, pq, lin, log_eta[r], work)
+    return out
+
+
+#: Where every product of layer bounds and every prefix and suffix bound lies within
+#: ``exp(+-LINEAR_RANGE)`` (nearly always), :func:`_hessian_bound_linear` evaluates ``M``
+#: without logarithms; elsewhere the log-space :func:`_log_hessian_bound` does.
+LINEAR_RANGE = 150.0
+
+
+@_jit
+def _hessian_bound_linear(sr, g, r0, lam, pq, eta, work) -> float:
+    """``M(eta)`` of theory.md 14 (Lemma B') for one run, the same bound as
+    :func:`_log_hessian_bound` in plain arithmetic (``N >= 2``): ``pq = exp(log_pq)`` of
+    :func:`step_inputs`, ``r0 = sqrt(2 eps)``, ``work`` at least ``2N + 2`` entries. The
+    increments ``prod_{l<=j} a_l - prod_{l<=j} s_l`` come from the recursion ``D_j = a_j
+    D_{j-1} + (prod_{l<j} s_l) eta g_j`` (and from the back for the suffixes), a sum of
+    nonnegative terms: no subtraction anywhere, no transcendental function but three
+    square roots. ``U_{j+1} = a_j^2 U_j + p'_{j-1}^2`` is the inner sum of ``A2``."""
+    N = sr.shape[0]
+    P, Q = work[:N], work[N : 2 * N + 2]  # P[j] = p'_j (P[0] = 1); Q[j] = q'_j (Q[N+1] = 1)
+    P[0], Q[N + 1] = 1.0, 1.0
+    S, D = 1.0, 0.0
+    for j in range(1, N + 1):
+        h = eta * g[j - 1]
+        D = (sr[j - 1] + h) * D + S * h
+        S *= sr[j - 1]
+        if j < N:
+            P[j] = pq[j - 1] + D
+    rho = r0 + math.sqrt(lam) * D  # D: the whole product's increment
+    S, D = 1.0, 0.0
+    for j in range(N, 1, -1):
+        h = eta * g[j - 1]
+        D = (sr[j - 1] + h) * D + S * h
+        S *= sr[j - 1]
+        Q[j] = pq[N + j - 2] + D
+    A1 = 0.0
+    for j in range(1, N + 1):
+        t = P[j - 1] * Q[j + 1]
+        A1 += t * t
+    A2, U = 0.0, 0.0
+    for j in range(2, N + 1):
+        a = sr[j - 2] + eta * g[j - 2]
+        U = U * a * a + P[j - 2] * P[j - 2]
+        A2 += Q[j + 1] * Q[j + 1] * U
+    return lam * A1 + math.sqrt(lam) * rho * math.sqrt(2.0 * A2)
+
+
+@_jit
+def _log_M(sr, g, log_r0, log_lam, crude, log_pq, pq, linear, log_eta, work) -> float:
+    """``log M(eta)``: :func:`_hessian_bound_linear` where ``linear`` (and ``eps``,
+    ``lam_max`` are within range), else :func:`_log_hessian_bound`."""
+    if linear and sr.shape[0] > 1 and log_r0 < LINEAR_RANGE and abs(log_lam) < LINEAR_RANGE:
+        lam, r0 = math.exp(log_lam), math.exp(log_r0)
+        return math.log(_hessian_bound_linear(sr, g, r0, lam, pq, math.exp(log_eta), work))
+    return _log_hessian_bound(sr, g, log_r0, log_lam, crude, log_pq, log_eta, work)
+
+
+@_jit
+def log_certified_step(
+    sr, g, log_r0, log_lam, crude, log_pq, pq, linear, log_eta_max, tol, max_evals, work
+):
+    """The search of :func:`adaptive_step` for one run in ``u = log eta`` (compiled): the
+    lower end of the final bracket, from the inputs of :func:`step_inputs` (``linear`` its
+    result), ``g`` ``(N,)``,
+    ``log_r0 = log sqrt(2 eps)``, ``log_eta_max``, ``tol = log(1 + rtol)`` and a scratch
+    array ``work`` of ``6N`` entries (``N >= 2``)."""
+    N = sr.shape[0]
+    slope = 2.0 * N - 1.0
+    lM0 = _log_M(sr, g, log_r0, log_lam, crude, log_pq, pq, linear, -math.inf, work)
+    b = min(-lM0, log_eta_max)
+    phi_b = b + _log_M(sr, g, log_r0, log_lam, crude, log_pq, pq, linear, b, work)
+    if not phi_b > 0.0:  # certified at the upper end (or not finite: a diverging run)
+        return b
+    lower, upper = b - phi_b, b - phi_b / slope
+    a, phi_a = lower, math.nan
+    for _ in range(max_evals):
+        if not upper - lower > tol:
+            break
+        p = 0.5 * (lower + upper)
+        phi_p = p + _log_M(sr, g, log_r0, log_lam, crude, log_pq, pq, linear, p, work)
+        if phi_p <= 0.0:
+            a, phi_a = p, phi_p
+            upper, lower = min(upper, p - phi_p), max(lower, p)
+        else:
+            b, phi_b = p, phi_p
+            upper, lower = min(upper, p - phi_p / slope), max(lower, p - phi_p)
+        chord = a - phi_a * (b - a) / (phi_b - phi_a)  # NaN until a point is certified
+        if lower < chord <= b:
+            lower = chord
+    return lower
+
+
+@_jit
+def _adaptive_steps(s, g, log_r0, log_lam, pre, suf, tiny, log_eta_max, tol, max_evals):
+    """:func:`log_certified_step` for every run of a batch, shape ``(B,)``."""
+    B, N = s.shape
+    out = np.empty(B)
+    sr, crude, log_pq, pq, work = step_buffers(N)
+    for r in range(B):
+        lin = step_inputs(s[r], pre[r], suf[r], tiny, sr, crude, log_pq, pq)
+        out[r] = log_certified_step(
+            sr, g[r], log_r0[r], log_lam, crude, log_pq, pq, lin, log_eta_max[r], tol, max_evals,
+            work,
+        )  # fmt: skip
+    return out
+
+
+def _as_rows(x, name: str, shape: tuple[int, ...]) -> np.ndarray:
+    """``x`` as a C-contiguous float array of ``shape`` (``InputError`` naming ``name``
+    otherwise); an array that already is one is returned as it is."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if x.shape != shape:
+        if x.ndim == 1 and len(shape) == 2 and x.shape == shape[1:] and shape[0] == 1:
+            return x[None]
+        raise InputError(f"{name} must have shape {shape}, got {x.shape}")
+    return x
+
+
+def _adaptive_arrays(s, g, eps, pre, suf):
+    """``s``, ``g`` ``(B, N)``, ``log sqrt(2 eps)`` ``(B,)`` and ``pre``, ``suf`` ``(B, N - 1)``
+    (NaN where not given) as C-contiguous float arrays, the shapes checked."""
+    s = np.ascontiguousarray(s, dtype=np.float64)
+    if s.ndim == 1:
+        s = s[None]
+    B, N = s.shape
+    g = _as_rows(g, "g", (B, N))
+    eps = np.asarray(eps, dtype=np.float64)
+    if eps.shape != (B,):
+        eps = np.broadcast_to(eps, (B,))
     with np.errstate(divide="ignore", invalid="ignore"):
         log_r0 = 0.5 * np.log(2.0 * eps)
-        for name, given, cols in (("pre", pre, slice(0, N - 1)), ("suf", suf, slice(N, None))):
-            if given is None:
-                continue
-            given = np.atleast_2d(np.asarray(given, dtype=np.float64))
-            if given.shape != (B, N - 1):
-                raise InputError(f"{name} must have shape {(B, N - 1)}, got {given.shape}")
-            log_pq[:, cols] = np.fmin(crude[:, cols], np.log(np.maximum(given, 0.0)))
-    return _Inputs(s, g, log_r0, math.log(lam_max), crude, log_pq)
+    nan = None if pre is not None and suf is not None else np.full((B, max(N - 1, 0)), np.nan)
+    pre = nan if pre is None else _as_rows(pre, "pre", (B, N - 1))
+    suf = nan if suf is None else _as_rows(suf, "suf", (B, N - 1))
+    return s, g, log_r0, pre, suf
 
 
 def adaptive_hessian_bound(s, g, eps, lam_max: float, eta, *, pre=None, suf=None) -> np.ndarray:
@@ -475,13 +667,15 @@ def adaptive_hessian_bound(s, g, eps, lam_max: float, eta, *, pre=None, suf=None
     Frobenius norms ``||G_j||_F`` of the gradient blocks; ``eps`` ``(B,)``: excess losses;
     ``lam_max = ||X X^T||_2``; ``eta`` ``(B,)`` or a scalar. ``pre``, ``suf`` ``(B, N - 1)``
     (optional): upper bounds of the prefix norms ``||W_{j:1}||_2`` (``j = 1..N-1``) and the
-    suffix norms ``||W_{N:j}||_2`` (``j = 2..N``); without them (or where larger) the
-    product of the layers' ``s`` stands in, which gives Lemma B's bound.
+    suffix norms ``||W_{N:j}||_2`` (``j = 2..N``); without them (or where larger, or NaN)
+    the product of the layers' ``s`` stands in, which gives Lemma B's bound.
     """
-    inp = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
-    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), inp.s.shape[:1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.exp(_log_hessian_bound(inp, np.log(eta)))
+    s, g, log_r0, pre, suf = _adaptive_arrays(s, g, eps, pre, suf)
+    eta = np.broadcast_to(np.asarray(eta, dtype=np.float64), s.shape[:1])
+    with np.errstate(divide="ignore"):
+        log_eta = np.ascontiguousarray(np.log(eta))
+    log_M = _log_hessian_bounds(s, g, log_r0, math.log(lam_max), pre, suf, ADAPTIVE_TINY, log_eta)
+    return np.exp(log_M)
 
 
 def adaptive_step(
@@ -510,42 +704,24 @@ def adaptive_step(
     ``2N - 1``: from ``u_hi = min(-log M(0), log eta_max)``, done if ``phi(u_hi) <= 0``; else
     the root lies in ``[u_hi - phi, u_hi - phi / (2N - 1)]``, and bisection of that bracket
     with chord steps (a chord point of a convex function is certified) narrows it to
-    ``log(1 + rtol)``. Depth 1 returns ``min(1 / lam_max, eta_max)`` exactly.
+    ``log(1 + rtol)``. Each run's search is its own (the result of a run does not depend on
+    the batch). Depth 1 returns ``min(1 / lam_max, eta_max)`` exactly.
     """
-    inp = _adaptive_inputs(s, g, eps, lam_max, pre, suf)
-    B, N = inp.s.shape
-    eta_max = np.broadcast_to(np.asarray(eta_max, dtype=np.float64), (B,))
-    if not np.all((eta_max > 0) & np.isfinite(eta_max)):
+    s, g, log_r0, pre, suf = _adaptive_arrays(s, g, eps, pre, suf)
+    B, N = s.shape
+    eta_max = np.asarray(eta_max, dtype=np.float64)
+    if eta_max.shape != (B,):
+        eta_max = np.ascontiguousarray(np.broadcast_to(eta_max, (B,)))
+    log_eta_max = np.log(eta_max)
+    if not np.isfinite(log_eta_max).all():
         raise InputError(f"eta_max must be finite and > 0, got {eta_max}")
     if N == 1:
         return np.minimum(1.0 / lam_max, eta_max)
-
-    def phi(u: np.ndarray) -> np.ndarray:
-        return u + _log_hessian_bound(inp, u)
-
-    tol, slope = math.log1p(rtol), 2.0 * N - 1.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        lM0 = _log_hessian_bound(inp, np.full(B, -np.inf))
-        b = np.minimum(-lM0, np.log(eta_max))
-        phi_b = phi(b)
-        done = ~(phi_b > 0.0)  # certified at the upper end (or not finite: a diverging run)
-        lower = np.where(done, b, b - phi_b)
-        upper = np.where(done, b, b - phi_b / slope)
-        a, phi_a = lower.copy(), np.full(B, np.nan)
-        for _ in range(max_evals):
-            open_ = upper - lower > tol
-            if not np.any(open_):
-                break
-            p = 0.5 * (lower + upper)
-            phi_p = phi(p)
-            neg = phi_p <= 0.0
-            a, phi_a = np.where(neg, p, a), np.where(neg, phi_p, phi_a)
-            b, phi_b = np.where(neg, b, p), np.where(neg, phi_b, phi_p)
-            upper = np.minimum(upper, np.where(neg, p - phi_p, p - phi_p / slope))
-            lower = np.maximum(lower, np.where(neg, p, p - phi_p))
-            chord = a - phi_a * (b - a) / (phi_b - phi_a)
-            lower = np.where(open_ & (chord > lower) & (chord <= b), chord, lower)
-    return np.minimum(np.exp(lower), eta_max)  # exp(log(eta_max)) may round up
+    log_eta = _adaptive_steps(
+        s, g, log_r0, math.log(lam_max), pre, suf, ADAPTIVE_TINY, log_eta_max,
+        math.log1p(rtol), max_evals,
+    )  # fmt: skip
+    return np.minimum(np.exp(log_eta), eta_max)  # exp(log(eta_max)) may round up
 
 
 def adaptive_cap(prob: Problem, depth: int, product_norm0: float = 0.0) -> float:
