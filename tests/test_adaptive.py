@@ -260,6 +260,31 @@ def test_a_runs_step_does_not_depend_on_its_batch():
     assert batch.tobytes() == np.concatenate(alone).tobytes()
 
 
+def test_certified_norms_are_never_below_the_exact_ones():
+    """``metrics.norm_bounds`` (the layer and partial-product bounds of the engine's adaptive
+    runs) on random matrices of every shape, from warm starts near the top singular vector
+    (certified: within ``sqrt(1 + CERTIFY_GAP)`` above the exact norm), from the worst warm
+    start (the bottom one: the power iteration cannot find the top, the factorization
+    fails, the exact norm stands in) and from none: never below ``||A||_2`` (beyond the
+    rounding of the eigensolvers, which give the exact norms)."""
+    rng = np.random.default_rng(8)
+    certified = 0
+    for _ in range(300):
+        p, q = (int(x) for x in rng.integers(1, 25, 2))
+        A = rng.normal(size=(8, p, q)) * float(np.exp(rng.normal(0, 2)))
+        _, near = metrics.top_singular(A + 1e-3 * rng.normal(size=A.shape) * np.abs(A).max())
+        _, E = np.linalg.eigh(metrics._gram(A))
+        for start in (near, np.ascontiguousarray(E[..., 0]), np.zeros_like(near)):
+            exact = metrics.spectral_norm(A)
+            bound = metrics.norm_bounds(A, start.copy())
+            assert np.all(bound >= exact * (1 - 1e-13)), (p, q)
+            assert np.all(bound <= exact * math.sqrt(1 + metrics.CERTIFY_GAP) * (1 + 1e-12))
+        out = np.empty(8)
+        metrics._certify(A, near.copy(), metrics.CERTIFY_GAP, metrics.CERTIFY_ITERATIONS, out)
+        certified += int(np.sum(~np.isnan(out)))
+    assert certified >= 0.9 * 300 * 8  # the warm start near the top is the common case
+
+
 def test_depth_one_gives_one_over_lam_max_exactly():
     ds, W = instance(20)  # depth 1
     assert len(W) == 1

@@ -67,21 +67,21 @@ TRAJECTORY_COLUMNS = [
     "rank",
 ]
 
-#: Precision of the layer-norm bounds ``s_j`` of the adaptive schedule (theory.md 14): an
-#: exact ``||W_j||_2`` is recomputed once the steps since the last one add up to a fraction
-#: ``r = min(ADAPTIVE_NORM_RTOL, ADAPTIVE_NORM_BUDGET / (N - 1))`` of it, so ``s_j`` is
-#: within a factor ``(1 + r) / (1 - r)`` of the exact norm and the ``2(N - 1)`` layer
+#: Precision of the layer-norm bounds ``s_j`` of the adaptive schedule (theory.md 14): a
+#: new value of ``||W_j||_2`` (certified to 0.05%, :func:`metrics.norm_bounds`) is taken
+#: once the steps since the last one add up to a fraction ``r = min(ADAPTIVE_NORM_RTOL,
+#: ADAPTIVE_NORM_BUDGET / (N - 1))`` of it, so ``s_j`` is within a factor ``1.0005 (1 +
+#: r) / (1 - r)`` of the exact norm and the ``2(N - 1)`` layer
 #: factors of the Hessian bound within about ``exp(4 ADAPTIVE_NORM_BUDGET)`` together.
 ADAPTIVE_NORM_RTOL = 0.05
 ADAPTIVE_NORM_BUDGET = 0.25
 
 #: The same for the prefix and suffix norms ``||W_{j:1}||_2``, ``||W_{N:j}||_2`` of the
 #: adaptive schedule (theory.md 14, Lemma B'): each enters a term of the Hessian bound
-#: once (squared), so one relative precision at every depth. A product whose exact norm
-#: was at least ``ADAPTIVE_PART_USEFUL`` times the product of its layers' bounds (so that
-#: the layers' bounds do about as well: balanced runs) gets its next exact value only at
-#: iteration ``ADAPTIVE_PART_RECHECK`` times a power of two (100, 200, 400, ...: a
-#: product that stayed useless is rechecked ever more rarely); a product whose exact norm
+#: once (squared), so one relative precision at every depth. A product whose norm was at
+#: least ``ADAPTIVE_PART_USEFUL`` times the product of its layers' bounds (so that the
+#: layers' bounds do about as well: balanced runs) gets its next value only at the next
+#: multiple of ``ADAPTIVE_PART_RECHECK`` iterations; a product whose norm
 #: is below ``ADAPTIVE_PART_FLOOR`` times the product of its layers' bounds gets its next
 #: one at that fraction of the latter (a zero product would otherwise need one every step).
 ADAPTIVE_PART_RTOL = 0.05
@@ -425,12 +425,14 @@ class _Runs:
     the other runs of its batch), ``log_pos`` its position in that grid.
     Adaptive schedule (theory.md 14; only when some run has it): ``adaptive`` marks its
     runs, ``eta0`` is then the multiple of the certified step and ``eta_cap`` the cap
-    ``eta_max``; ``ad_anchor + ad_inc`` bounds ``||W_j||_2`` (exact value plus the steps
-    since, :data:`ADAPTIVE_NORM_RTOL`); ``ad_part_anchor + ad_part_inc`` ``(b, 2(N - 2))``
-    bounds the norms of the prefixes ``W_{j:1}`` then of the suffixes ``W_{N:j}``,
-    ``j = 2..N-1`` (exact value plus the multilinear increments since,
-    :data:`ADAPTIVE_PART_RTOL`); ``step_hi``, ``step_lo``, ``step_now`` and ``flow``
-    the largest, smallest and current step and the flow time so far.
+    ``eta_max``; ``ad_anchor + ad_inc`` bounds ``||W_j||_2`` (a certified value plus the
+    steps since, :data:`ADAPTIVE_NORM_RTOL`); ``ad_part_anchor + ad_part_inc`` ``(b, 2(N -
+    2))`` bounds the norms of the prefixes ``W_{j:1}`` then of the suffixes ``W_{N:j}``,
+    ``j = 2..N-1`` (a certified value plus the multilinear increments since,
+    :data:`ADAPTIVE_PART_RTOL`); ``ad_vec`` and ``ad_part_vec`` (one array per layer and
+    per product) keep the warm starts of :func:`metrics.norm_bounds`; ``step_hi``,
+    ``step_lo``, ``step_now`` and ``flow`` the largest, smallest and current step and the
+    flow time so far; ``step_factor`` multiplies ``G`` in the update.
     :meth:`keep` compacts every field at once.
     """
 
@@ -450,6 +452,8 @@ class _Runs:
     max_time: np.ndarray | None = None
     ad_anchor: np.ndarray | None = None
     ad_inc: np.ndarray | None = None
+    ad_vec: list[np.ndarray] | None = None
+    ad_part_vec: list[np.ndarray] | None = None
     ad_part_anchor: np.ndarray | None = None
     ad_part_inc: np.ndarray | None = None
     ad_part_rtol: np.ndarray | None = None
@@ -776,16 +780,22 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
     their step ``eta0 * adaptive_step(s_j, ||G_j||_F, eps)`` (``eta0`` the multiple) scales
     ``s`` in place to ``||eta G_j||_F^2`` as for the other runs and becomes the row's
     ``step_factor``, by which the update multiplies ``G`` (exactly 1 for the other runs).
-    ``s_j`` is the schedule's own bound ``ad_anchor + ad_inc`` of ``||W_j||_2``, made exact
-    again where the steps since the last exact value exceed a fraction
+    ``s_j`` is the schedule's own bound ``ad_anchor + ad_inc`` of ``||W_j||_2``, given a new
+    certified value where the steps since the last one exceed a fraction
     :data:`ADAPTIVE_NORM_RTOL` of it (at most :data:`ADAPTIVE_NORM_BUDGET` ``/ (N - 1)``);
     the prefix and suffix bounds ``ad_part_anchor + ad_part_inc`` likewise
     (:func:`_adaptive_partials`); the scalar work per run is :func:`_certified_steps`, and
     the bounds get the increments of this step. Returns the steps ``(b,)``."""
     ad, b, N = runs.adaptive, batch.b, batch.N
     if k == 0:
-        runs.ad_anchor = metrics.weight_norms(batch.W)
+        runs.ad_anchor, runs.ad_vec = np.empty((b, N)), []
+        for j, Wj in enumerate(batch.W):
+            runs.ad_anchor[:, j], vec = metrics.top_singular(Wj)
+            runs.ad_vec.append(vec)
         runs.ad_inc = np.zeros_like(runs.ad_anchor)
+        d = batch.widths  # the smaller side of W_{j:1} (d_{j+1} x d_1), then of W_{N:j}
+        sides = [min(d[j], d[0]) for j in range(2, N)] + [min(d[N], d[j - 1]) for j in range(2, N)]
+        runs.ad_part_vec = [np.zeros((b, n)) for n in sides]  # no warm start at k = 0
         runs.ad_part_anchor = np.zeros((b, 2 * max(N - 2, 0)))
         runs.ad_part_inc = np.full_like(runs.ad_part_anchor, np.inf)  # exact values at k = 0
         runs.ad_part_rtol = np.full_like(runs.ad_part_anchor, ADAPTIVE_PART_RTOL)
@@ -798,7 +808,7 @@ def _adaptive_steps(runs: _Runs, batch: _Batch, prob: Problem, eps, s, eta_k, k:
         rows, cols = np.nonzero(need)
         for c in np.unique(cols):
             r = rows[cols == c]
-            runs.ad_anchor[r, c] = metrics.spectral_norm(batch.W[c][r])
+            runs.ad_anchor[r, c] = _norm_bounds(batch.W[c][r], runs.ad_vec[c], r)
             runs.ad_inc[r, c] = 0.0
     bound = runs.ad_anchor + runs.ad_inc
     _adaptive_partials(runs, batch, bound, k)
@@ -881,6 +891,15 @@ def _add_partial_increments(x, h, out) -> None:
         out[n + j - 1] += a * grow - c
 
 
+def _norm_bounds(A: np.ndarray, vecs: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """:func:`metrics.norm_bounds` of the matrices ``A`` ``(r, p, q)`` with the warm starts
+    ``vecs[rows]``, which get the updated vectors."""
+    v = np.ascontiguousarray(vecs[rows])
+    out = metrics.norm_bounds(A, v)
+    vecs[rows] = v
+    return out
+
+
 def _segment_products(x: np.ndarray) -> np.ndarray:
     """``prod_{l<=j} x_l`` then ``prod_{l>=j} x_l`` for ``j = 2..N-1``: ``(b, N)`` to
     ``(b, 2(N - 2))``, the column order of ``_Runs.ad_part_anchor``."""
@@ -906,14 +925,15 @@ def _partial_increments(bound: np.ndarray, h: np.ndarray) -> np.ndarray:
 def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int) -> None:
     """Keeps the prefix and suffix bounds ``ad_part_anchor + ad_part_inc`` of the adaptive
     runs valid and close at the current iterate (nothing for ``N <= 2``), given the layer
-    bounds ``bound`` ``(b, N)``. A bound whose increments since its exact value exceed
+    bounds ``bound`` ``(b, N)``. A bound whose increments since its last value exceed
     :data:`ADAPTIVE_PART_RTOL` times that value (or :data:`ADAPTIVE_PART_FLOOR` times the
-    product of its layers' bounds, if larger) gets a new exact value, and at iterations
-    ``k`` = :data:`ADAPTIVE_PART_RECHECK` times a power of two so does every bound whose last exact
-    value was close to the product of its layers' bounds (:data:`ADAPTIVE_PART_USEFUL`);
-    prefixes come from the forward pass's ``pre``, suffixes are multiplied out for the
-    runs that need one. Between exact values every bound stays the exact value plus the
-    increments since (a valid bound for all of them)."""
+    product of its layers' bounds, if larger) gets a new certified value
+    (:func:`metrics.norm_bounds`), and at iterations ``k`` divisible by
+    :data:`ADAPTIVE_PART_RECHECK` so does every bound whose last value was close to the
+    product of its layers' bounds (:data:`ADAPTIVE_PART_USEFUL`); prefixes come from the
+    forward pass's ``pre``, suffixes are multiplied out for the runs that need one. Between
+    new values every bound stays the last value plus the increments since (a valid bound
+    for all of them)."""
     N, n = batch.N, batch.N - 2
     if n <= 0:
         return
@@ -926,7 +946,7 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int) ->
     if _any(need):
         for c in np.flatnonzero(need[:, :n].any(axis=0)):  # prefix W_{c+2:1} = pre[c+1]
             r = np.flatnonzero(need[:, c])
-            anchor[r, c] = metrics.spectral_norm(batch.pre[c + 1][r])
+            anchor[r, c] = _norm_bounds(batch.pre[c + 1][r], runs.ad_part_vec[c], r)
             inc[r, c] = 0.0
         rows = np.flatnonzero(need[:, n:].any(axis=1))
         if rows.size:
@@ -936,8 +956,9 @@ def _adaptive_partials(runs: _Runs, batch: _Batch, bound: np.ndarray, k: int) ->
                 A = A @ batch.W[m - 1][rows]
                 r = np.flatnonzero(sub[:, m - 2])
                 if r.size:
-                    anchor[rows[r], n + m - 2] = metrics.spectral_norm(A[r])
-                    inc[rows[r], n + m - 2] = 0.0
+                    col = n + m - 2
+                    anchor[rows[r], col] = _norm_bounds(A[r], runs.ad_part_vec[col], rows[r])
+                    inc[rows[r], col] = 0.0
         useful = anchor < ADAPTIVE_PART_USEFUL * crude
         rtol[need] = np.where(useful, ADAPTIVE_PART_RTOL, np.inf)[need]
 
