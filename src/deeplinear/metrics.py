@@ -58,19 +58,16 @@ def balance_drift(W: Weights, D0: Sequence[np.ndarray]) -> np.ndarray:
     return balance_drifts(W, D0).max(axis=-1)
 
 
-def spectral_norm(A: np.ndarray) -> np.ndarray:
-    """Largest singular value of each matrix in ``(..., p, q)``: the square root of the
-    largest eigenvalue of the Gram matrix of the smaller side."""
-    A = np.asarray(A)
-    At = np.swapaxes(A, -1, -2)
-    gram = A @ At if A.shape[-2] <= A.shape[-1] else At @ A
-    return np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[..., -1], 0.0))
-
-
 def _gram(A: np.ndarray) -> np.ndarray:
     """The Gram matrix of the smaller side of each matrix in ``(..., p, q)``."""
     At = np.swapaxes(A, -1, -2)
     return A @ At if A.shape[-2] <= A.shape[-1] else At @ A
+
+
+def spectral_norm(A: np.ndarray) -> np.ndarray:
+    """Largest singular value of each matrix in ``(..., p, q)``: the square root of the
+    largest eigenvalue of the Gram matrix of the smaller side."""
+    return np.sqrt(np.maximum(np.linalg.eigvalsh(_gram(np.asarray(A)))[..., -1], 0.0))
 
 
 def top_singular(A: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -407,8 +407,9 @@ def step_buffers(N: int):
 def step_inputs(s, pre, suf, tiny, sr, crude, log_pq, pq) -> bool:
     """The ``eta``-independent inputs of :func:`_log_hessian_bound` for one run (compiled),
     written into ``sr``, ``crude``, ``log_pq`` and ``pq = exp(log_pq)``; returns whether
-    every product of the ``s_l`` (and their squares) and every ``p_j``, ``q_j`` lies within
-    ``exp(+-2 LINEAR_RANGE)``, where :func:`_hessian_bound_linear` can run. ``sr``
+    every product of the ``s_l`` lies within ``exp(+-LINEAR_RANGE)`` (``sum_l |log s_l| <=
+    LINEAR_RANGE``) and no ``p_j``, ``q_j`` below ``exp(-LINEAR_RANGE)``, where
+    :func:`_hessian_bound_linear` can run (their squares stay within the float range). ``sr``
     ``(N,)`` the layer bounds raised to ``tiny``; ``crude`` ``(2N - 1,)`` the logs of
     ``prod_{l<=j} s_l`` (``j = 1..N``, the last the whole product) then of ``prod_{l>=j}
     s_l`` (``j = 2..N``); ``log_pq`` the logs of the prefix and suffix bounds ``p_j``,
