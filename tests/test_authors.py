@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from deeplinear import authors, data, experiments, init, plan
+from deeplinear import authors, data, experiments, gd, init, plan
 from deeplinear.errors import InputError
 from tests.conftest import ROOT
 
@@ -388,3 +388,91 @@ def test_target_levels_set_the_singular_values_of_the_target_with_gaps():
         data.synthetic(6, 6, m, 4, 0.0, 2, target_levels=[[1, 0.8, 2], [3]])
     with pytest.raises(InputError, match="not both"):
         data.synthetic(6, 6, m, 4, 0.0, 2, target_levels=[[4, 0.1]], target_ratio=0.5)
+
+
+def _small_problem(depth: int, seed: int = 3):
+    m = 30
+    ds = data.synthetic(5, 4, m, 2, 0.0, seed, whiten=True, x_scale=math.sqrt(4 / m))
+    W0 = init.make("gaussian", [5] + [3] * (depth - 1) + [4], 0.5, np.random.default_rng(seed))
+    return ds, W0
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_plain_run_in_float64_follows_the_engine_step_for_step(depth):
+    """The single-precision loop computes GD itself (forward, backward on the samples): in
+    float64 its loss at every logged iterate equals the engine's to rounding."""
+    ds, W0 = _small_problem(depth)
+    eta, iters = 0.02, 400
+    plain = gd.plain_run(ds.X, ds.Y, W0, eta, iters, dtype=np.float64, log_points=40)
+    ref = gd.run(ds.X, ds.Y, init.stack([W0]), eta, iters, gtol=0.0, ftol=0.0,
+                 log_points=40, check_guarantees=False).trajectory  # fmt: skip
+    ref = ref.set_index("iteration")["loss"]
+    common = [k for k in plain.iteration if k in ref.index]
+    assert len(common) >= 30 and plain.iteration[-1] == iters
+    got = pd.Series(plain.loss, index=plain.iteration)[common]
+    assert plain.loss[-1] < 0.1 * plain.loss[0]  # it descends
+    np.testing.assert_allclose(got.to_numpy(), ref[common].to_numpy(), rtol=1e-9)
+    assert plain.last_change == iters - 1 and plain.weights[0].dtype == np.float64
+
+
+def test_plain_run_in_float32_stalls_where_steps_fall_below_half_an_ulp():
+    """Rounding is what the single-precision runs are for: a step far below half an ulp of
+    every weight changes none (a fixed point from the start); the same run in float64
+    moves; at a usable step float32 follows float64 until it reaches a fixed point, whose
+    loss (its rounding floor) sits ten decades above float64's."""
+    ds, W0 = _small_problem(3)
+    still = gd.plain_run(ds.X, ds.Y, W0, 1e-12, 50, dtype=np.float32, log_points=10)
+    assert still.last_change == -1 and np.all(still.loss == still.loss[0])
+    assert gd.plain_run(ds.X, ds.Y, W0, 1e-12, 50, dtype=np.float64).last_change == 49
+    f32 = gd.plain_run(ds.X, ds.Y, W0, 0.05, 6000, dtype=np.float32, log_points=60)
+    f64 = gd.plain_run(ds.X, ds.Y, W0, 0.05, 6000, dtype=np.float64, log_points=60)
+    early = f64.loss > 1e-2 * f64.loss[0]
+    np.testing.assert_allclose(f32.loss[early], f64.loss[early], rtol=1e-3)
+    assert f32.last_change < 3000 and np.all(f32.loss[-5:] == f32.loss[-1])  # fixed point
+    assert 1e10 * f64.loss[-1] < f32.loss[-1] < 1e-10 * f32.loss[0]
+    with pytest.raises(InputError, match="iters"):
+        gd.plain_run(ds.X, ds.Y, W0, 0.05, -1)
+
+
+def test_floors_table_reads_the_floor_its_flat_stretch_and_the_published_floor():
+    """A curve that falls to 1e-7 by epoch 1e3 and then sits within a factor 2: flat from
+    1e3 for a factor 100, ratio to a published floor of 4e-8 from 1e3 is 2.5 (outside a
+    loss precision of 2); a curve still falling at its end is flat only at its last point
+    (factor 1), has no fixed point, and no published floor at its depth (ratios and
+    verdict empty); a floor within a factor 2 in loss but flat from 1e4, not 1e3, is
+    outside an epoch precision of 1.5."""
+    epoch = np.array([1.0, 10.0, 100.0, 1e3, 1e4, 1e5])
+    flat = pd.DataFrame({"depth": 2, "start": 0, "iteration": epoch - 1, "epoch": epoch,
+                         "loss": [100.0, 10.0, 1e-3, 1.9e-7, 1.2e-7, 1e-7],
+                         "last_change": 2000})  # fmt: skip
+    falling = flat.assign(depth=3, loss=100.0 / epoch, last_change=int(epoch[-1] - 2))
+    pts = pd.DataFrame({"depth": [2], "epoch": [1e3], "loss": [4e-8], "feature": "floor",
+                        "bound": "at_most", "epoch_factor": 1.5, "loss_factor": 2.0,
+                        "source": "s"})  # fmt: skip
+    table = authors.floors_table(pd.concat([flat, falling]), pts)
+    assert list(table.columns) == list(authors.FLOOR_COLUMNS)
+    two, three = table.iloc[0], table.iloc[1]
+    assert two["final_loss"] == 1e-7 and two["flat_from"] == 1e3 and two["flat_factor"] == 100
+    assert two["fixed_from"] == 2002 and two["flat_from_ratio"] == 1.0
+    assert two["floor_ratio"] == pytest.approx(2.5) and not two["within_precision"]
+    assert three["flat_from"] == 1e5 and three["flat_factor"] == 1.0
+    assert math.isnan(three["fixed_from"]) and math.isnan(three["floor_ratio"])
+    assert math.isnan(three["published_floor"]) and three["within_precision"] is None
+    close = authors.floors_table(flat, pts.assign(loss=1.5e-7))
+    assert close["within_precision"].iloc[0]  # 1e-7 against 1.5e-7, both from 1e3
+    late = authors.floors_table(flat, pts.assign(loss=1.5e-7, epoch=1e4))
+    assert late["flat_from_ratio"].iloc[0] == 0.1 and not late["within_precision"].iloc[0]
+
+
+def test_float32_runs_are_the_experiments_first_starts_and_missing_ones_are_named():
+    cfg = plan.load(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
+    ar = authors.check_readings(cfg)
+    exp = plan.Plan.from_config(cfg).experiments["authors"]
+    runs = authors.float32_runs(ar, exp.runs)
+    assert [(r.depth, r.seed) for r in runs] == [
+        (N, s) for N in ar["depths"] for s in range(ar["float32_starts"])
+    ]
+    assert all(r in exp.runs for r in runs) and ar["float32_starts"] == 2
+    assert authors.float32_runs(dict(ar, float32_starts=0), exp.runs) == []
+    with pytest.raises(InputError, match=r"float32_starts.*depth 2 and seed 2"):
+        authors.float32_runs(dict(ar, float32_starts=6), exp.runs)

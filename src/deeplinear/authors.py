@@ -586,3 +586,103 @@ def curves_gap(scaled: pd.DataFrame, unscaled: pd.DataFrame) -> float:
     ]
     gaps = [g for g in gaps if not math.isnan(g)]
     return max(gaps) if gaps else math.nan
+
+
+# --- Single precision: the published floors (theory.md 15) ---------
+
+#: A curve is on its floor where its loss stays within this factor of its final value.
+FLOOR_BAND = 2.0
+#: Columns of ``authors_floors.csv``, in order: one row per depth and start.
+FLOOR_COLUMNS = (
+    "depth", "start", "epochs", "final_loss", "flat_from", "flat_factor", "fixed_from",
+    "published_floor", "published_from", "floor_ratio", "flat_from_ratio", "within_precision",
+)  # fmt: skip
+
+
+def float32_runs(ar: Mapping[str, Any], experiment: Sequence[Run]) -> list[Run]:
+    """The runs of experiment ``authors`` (``experiment``: its runs) that figure 8 repeats
+    in single precision: one per depth of ``authors_readings.depths`` (``ar``) and seed
+    ``0 .. float32_starts - 1``, depth-major. Raises :class:`InputError` naming the key
+    when the experiment lacks one of them."""
+    out = []
+    for N in ar["depths"]:
+        for seed in range(ar["float32_starts"]):
+            run = next((r for r in experiment if r.depth == N and r.seed == seed), None)
+            if run is None:
+                raise InputError(
+                    "config key authors_readings.float32_starts: experiment `authors` has "
+                    f"no run of depth {N} and seed {seed} to repeat in single precision"
+                )
+            out.append(run)
+    return out
+
+
+def float32_curve(run: Run, ds: Dataset, eta: float, epochs: int, base_seed: int,
+                  log_points: int) -> pd.DataFrame:  # fmt: skip
+    """The run's start, taken through ``epochs`` steps of the published constant step
+    ``eta`` in single precision (:func:`deeplinear.gd.plain_run`; theory.md 15): the
+    rows ``depth, start, iteration, epoch, loss, last_change`` (``epoch = iteration + 1``;
+    ``last_change`` the last step that moved a weight, the same on every row)."""
+    W0 = initial_weights(run, widths_of(run, ds), base_seed)
+    res = gd.plain_run(ds.X, ds.Y, W0, eta, epochs, dtype=np.float32, log_points=log_points)
+    return pd.DataFrame(
+        {
+            "depth": run.depth,
+            "start": run.seed,
+            "iteration": res.iteration,
+            "epoch": res.iteration + 1.0,
+            "loss": res.loss,
+            "last_change": res.last_change,
+        }
+    )
+
+
+def floors_table(curves: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
+    """``authors_floors.csv``: per depth and start of the single-precision ``curves``
+    (:func:`float32_curve` rows, ``epochs`` steps), the ``final_loss``; ``flat_from``, the
+    first logged epoch from which the loss stays within :data:`FLOOR_BAND` of it, and
+    ``flat_factor``, the last epoch over ``flat_from`` (how long the floor lasts: 1 for a
+    curve still falling at its end); ``fixed_from``, the epoch from which no weight
+    changes any more (NaN: the last step still moved one). Against the published floor of
+    that depth (the ``floor`` point of ``points``: its loss ``published_floor`` and epoch
+    ``published_from``; NaN if none): ``floor_ratio = final_loss / published_floor``,
+    ``flat_from_ratio = flat_from / published_from`` and ``within_precision``, whether
+    both are within the point's reading precision (``loss_factor``, ``epoch_factor``;
+    empty without a published floor)."""
+    rows = []
+    for (N, start), c in curves.groupby(["depth", "start"], sort=True):
+        c = c.sort_values("iteration")
+        loss, epoch = c["loss"].to_numpy(float), c["epoch"].to_numpy(float)
+        final = float(loss[-1])
+        off = np.flatnonzero((loss > FLOOR_BAND * final) | (loss < final / FLOOR_BAND))
+        flat_from = float(epoch[off[-1] + 1] if off.size else epoch[0])
+        last, iters = int(c["last_change"].iloc[0]), int(c["iteration"].iloc[-1])
+        row = {
+            "depth": int(N),
+            "start": int(start),
+            "epochs": iters,
+            "final_loss": final,
+            "flat_from": flat_from,
+            "flat_factor": float(epoch[-1]) / flat_from,
+            "fixed_from": float(last + 2) if last < iters - 1 else math.nan,
+            "published_floor": math.nan,
+            "published_from": math.nan,
+            "floor_ratio": math.nan,
+            "flat_from_ratio": math.nan,
+            "within_precision": None,
+        }
+        pub = points[(points["depth"] == N) & (points["feature"] == "floor")]
+        if len(pub):
+            p = pub.iloc[0]
+            row |= {
+                "published_floor": float(p["loss"]),
+                "published_from": float(p["epoch"]),
+                "floor_ratio": final / p["loss"],
+                "flat_from_ratio": flat_from / p["epoch"],
+            }
+            row["within_precision"] = bool(
+                abs(math.log(row["floor_ratio"])) <= math.log(p["loss_factor"])
+                and abs(math.log(row["flat_from_ratio"])) <= math.log(p["epoch_factor"])
+            )
+        rows.append(row)
+    return pd.DataFrame(rows, columns=list(FLOOR_COLUMNS))

@@ -6,7 +6,8 @@ A table is either one experiment's (``runs``, ``trajectories``, ``convergence_st
 ``rank_stats``, ``escape_scaling`` of the experiment bound to a notebook parameter) or
 study-wide (``thresholds``, ``step_thresholds``: the threshold search; ``authors``: the
 authors' step against our theory; ``authors_readings`` and ``authors_points``: the reading
-search and the published points, figure 8). A figure therefore
+search and the published points, ``authors_float32``: experiment ``authors`` in single
+precision, figure 8). A figure therefore
 depends on the shards of its own experiments only.
 """
 
@@ -114,6 +115,7 @@ FIGURES: tuple[Figure, ...] = (
             "authors": None,
             "readings": ("authors_readings", None),
             "points": ("authors_points", None),
+            "float32": ("authors_float32", None),
         },
     ),
     Figure(

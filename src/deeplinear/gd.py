@@ -1058,3 +1058,73 @@ def _log_rows(batch, prob, runs: _Runs, rows, k, L, eps, g2, settings) -> dict[s
         "rank": rank,
         "flow_time": runs.flow[idx] if runs.flow is not None else np.full(n, np.nan),
     }
+
+
+# -- plain GD in a chosen precision (figure 8's single-precision runs, theory.md 15) -------
+
+
+@dataclass(frozen=True)
+class PlainResult:
+    """Outcome of :func:`plain_run`: ``iteration`` (the logged iterates, ``log_grid``) and
+    ``loss`` there, the exact float64 loss ``1/2 ||W_N ... W_1 X - Y||_F^2`` of the
+    iterate the run holds in its own precision; ``weights`` the final layers (in that
+    precision); ``last_change`` the last step that changed any weight (``-1``: none did),
+    so that from iterate ``last_change + 1`` on the run sits at a fixed point of its
+    rounded iteration."""
+
+    iteration: np.ndarray
+    loss: np.ndarray
+    weights: list[np.ndarray]
+    last_change: int
+
+
+def plain_run(
+    X: np.ndarray,
+    Y: np.ndarray,
+    W0: Sequence[np.ndarray],
+    eta: float,
+    iters: int,
+    *,
+    dtype: type = np.float32,
+    log_points: int = 300,
+) -> PlainResult:
+    """``iters`` steps of full-batch GD ``W_j <- W_j - eta grad_j L`` on ``L = 1/2 ||W_N
+    ... W_1 X - Y||_F^2`` with every operation in ``dtype`` (theory.md 15), as an automatic
+    differentiation framework does it: forward ``H_j = W_j H_{j-1}`` (``H_0 = X``),
+    residual ``D = H_N - Y``, backward ``grad_j = D_j H_{j-1}^T`` with ``D_{j-1} =
+    W_j^T D_j``, each layer updated in place of the old one after its carry is formed.
+
+    One run: ``X`` of shape ``(d_x, m)``, ``Y`` of ``(d_y, m)``, ``W0[j]`` of ``(d_j,
+    d_{j-1})``. Constant step only, no stopping rule, no guarantee checked: it reads what
+    a single-precision run of the published experiment shows (its rounding floors), which
+    the float64 engine :func:`run` cannot. The loss is logged at ``log_grid(iters,
+    log_points)`` in float64 from the rounded weights (the rounding of the run, not of the
+    loss evaluation)."""
+    if iters < 0:
+        raise InputError(f"plain_run: iters must be >= 0, got {iters}")
+    dt = np.dtype(dtype).type
+    Xd, Yd, step = X.astype(dt), Y.astype(dt), dt(eta)
+    W = [np.array(w, dtype=dt) for w in W0]
+    model.check_weights(W, X.shape[0], Y.shape[0])
+    grid = log_grid(iters, log_points)
+    loss = np.empty(grid.size)
+    last_change, row = -1, 0
+    for k in range(iters + 1):
+        if k == grid[row]:
+            loss[row] = model.loss([w.astype(np.float64) for w in W], X, Y)
+            row += 1
+        if k == iters:
+            break
+        H = [Xd]
+        for w in W:
+            H.append(w @ H[-1])
+        D = H[-1] - Yd
+        for j in range(len(W) - 1, -1, -1):
+            G = D @ H[j].T
+            if j:
+                D = W[j].T @ D
+            new = W[j] - step * G
+            if last_change < k and not np.array_equal(new, W[j]):
+                last_change = k
+            W[j] = new
+    return PlainResult(grid, loss, W, last_change)

@@ -349,6 +349,31 @@ AUTHORS_POINTS = Schema(
     (Column("depth", "int"), Column("epoch", "float"), Column("loss", "float")),
     open=True,
 )
+#: ``authors_float32.parquet`` and ``authors_floors.csv`` (:mod:`deeplinear.authors`,
+#: figure 8): experiment ``authors`` repeated in single precision, and its floors.
+AUTHORS_FLOAT32 = Schema(
+    "authors_float32",
+    (
+        *_cols("depth start iteration", "int"),
+        *_cols("epoch loss", "float"),
+        Column("last_change", "int"),
+    ),
+    key=("depth", "start", "iteration"),
+)
+AUTHORS_FLOORS = Schema(
+    "authors_floors",
+    (
+        *_cols("depth start epochs", "int"),
+        *_cols("final_loss flat_from flat_factor", "float"),
+        *_cols(
+            "fixed_from published_floor published_from floor_ratio flat_from_ratio",
+            "float",
+            nullable=True,
+        ),
+        Column("within_precision", "bool", nullable=True),
+    ),
+    key=("depth", "start"),
+)
 
 
 #: The tanh part (:mod:`deeplinear.tanh`, theory.md 16; figure 9, claim 6): the listed
@@ -424,6 +449,8 @@ FILES = {
     "authors": "authors.csv",
     "authors_readings": "authors_readings.csv",
     "authors_points": "authors_points.csv",
+    "authors_float32": "authors_float32.parquet",
+    "authors_floors": "authors_floors.csv",
     "authors_tanh_readings": "authors_tanh_readings.csv",
     "authors_tanh_points": "authors_tanh_points.csv",
     "authors_tanh_runs": "authors_tanh_runs.csv",
@@ -441,7 +468,7 @@ _SCHEMAS = {
     for s in (
         RUNS, TRAJECTORIES, CONVERGENCE_STATS, RANK_STATS, ESCAPE_SCALING, THRESHOLDS,
         STEP_THRESHOLDS, CLAIMS, CLAIM2_FITS, CLAIM5_ONSET, AUTHORS, AUTHORS_READINGS,
-        AUTHORS_POINTS, *TANH_SCHEMAS,
+        AUTHORS_POINTS, AUTHORS_FLOAT32, AUTHORS_FLOORS, *TANH_SCHEMAS,
     )
 }  # fmt: skip
 

@@ -17,6 +17,7 @@ AUTHORS_EXPERIMENTS = [
 ]
 try:
     READINGS = authors.check_readings(config)
+    FLOAT32_RUNS = authors.float32_runs(READINGS, PLAN.experiments["authors"].runs)
 except InputError as err:
     sys.exit(f"Error in the config: {err}")
 READING_DATASETS = sorted({r["dataset"] for r in READINGS["readings"]})
@@ -90,3 +91,40 @@ rule authors_readings:
         mem_mb=2000,
     script:
         "../../scripts/authors_readings.py"
+
+
+rule authors_float32:
+    """Experiment `authors` repeated in single precision at the published step (figure 8):
+    its floors of rounding against the published ones."""
+    input:
+        published=os.path.relpath(os.path.join(workflow.basedir, READINGS["published"])),
+        data=dataset_file(PLAN.experiments["authors"].dataset),
+    output:
+        **sealed(
+            curves=study_table("authors_float32"),
+            floors=study_table("authors_floors"),
+        ),
+    params:
+        digest=lambda wc: plan.digest(
+            [
+                [r.key() for r in FLOAT32_RUNS],
+                PLAN.experiments["authors"].settings.budget(READINGS["eta"]),
+                READINGS["eta"],
+                READINGS["log_points"],
+                PLAN.seed,
+                PLAN.datasets[PLAN.experiments["authors"].dataset],
+            ]
+        )[:16],
+        code=code_digest("scripts/authors_float32.py"),
+    conda:
+        ENV
+    log:
+        f"{RESULTS}/logs/aggregate/authors_float32.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/authors/authors_float32.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=1000,
+    script:
+        "../../scripts/authors_float32.py"

@@ -132,6 +132,8 @@ ALL_TABLES = [
             "authors",
             "authors_readings",
             "authors_points",
+            "authors_float32",
+            "authors_floors",
         )
     ),
     f"{TABLES}/claims.md",
@@ -173,6 +175,7 @@ BENCHMARKS = [
     f"{BENCH}/claims.tsv",
     f"{BENCH}/authors/authors.tsv",
     f"{BENCH}/authors/authors_readings.tsv",
+    f"{BENCH}/authors/authors_float32.tsv",
     *(f"{BENCH}/figures/{fig.name}.tsv" for fig in PLANNED_FIGURES),
     *(
         f"{BENCH}/{job}.tsv"
