@@ -439,8 +439,8 @@ def test_floors_table_reads_the_floor_its_flat_stretch_and_the_published_floor()
     1e3 for a factor 100, ratio to a published floor of 4e-8 from 1e3 is 2.5 (outside a
     loss precision of 2); a curve still falling at its end is flat only at its last point
     (factor 1), has no fixed point, and no published floor at its depth (ratios and
-    verdict empty); a floor within a factor 2 in loss but flat from 1e4, not 1e3, is
-    outside an epoch precision of 1.5."""
+    verdict empty), nor is it compared with a published floor at its depth; a floor within
+    a factor 2 in loss but flat from 1e4, not 1e3, is outside an epoch precision of 1.5."""
     epoch = np.array([1.0, 10.0, 100.0, 1e3, 1e4, 1e5])
     flat = pd.DataFrame({"depth": 2, "start": 0, "iteration": epoch - 1, "epoch": epoch,
                          "loss": [100.0, 10.0, 1e-3, 1.9e-7, 1.2e-7, 1e-7],
@@ -462,6 +462,9 @@ def test_floors_table_reads_the_floor_its_flat_stretch_and_the_published_floor()
     assert close["within_precision"].iloc[0]  # 1e-7 against 1.5e-7, both from 1e3
     late = authors.floors_table(flat, pts.assign(loss=1.5e-7, epoch=1e4))
     assert late["flat_from_ratio"].iloc[0] == 0.1 and not late["within_precision"].iloc[0]
+    falling_at_2 = authors.floors_table(falling.assign(depth=2), pts.assign(epoch=1e5))
+    assert falling_at_2["floor_ratio"].iloc[0] == pytest.approx(1e-3 / 4e-8)
+    assert falling_at_2["within_precision"].iloc[0] is None  # no floor shown: no verdict
 
 
 def test_float32_runs_are_the_experiments_first_starts_and_missing_ones_are_named():

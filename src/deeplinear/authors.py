@@ -648,7 +648,8 @@ def floors_table(curves: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
     ``published_from``; NaN if none): ``floor_ratio = final_loss / published_floor``,
     ``flat_from_ratio = flat_from / published_from`` and ``within_precision``, whether
     both are within the point's reading precision (``loss_factor``, ``epoch_factor``;
-    empty without a published floor)."""
+    empty without a published floor, and for a curve still falling at its last logged
+    point, which shows no floor to compare)."""
     rows = []
     for (N, start), c in curves.groupby(["depth", "start"], sort=True):
         c = c.sort_values("iteration")
@@ -680,6 +681,7 @@ def floors_table(curves: pd.DataFrame, points: pd.DataFrame) -> pd.DataFrame:
                 "floor_ratio": final / p["loss"],
                 "flat_from_ratio": flat_from / p["epoch"],
             }
+        if len(pub) and off.size < len(loss) - 1:  # a floor to compare: flat past one point
             row["within_precision"] = bool(
                 abs(math.log(row["floor_ratio"])) <= math.log(p["loss_factor"])
                 and abs(math.log(row["flat_from_ratio"])) <= math.log(p["epoch_factor"])
