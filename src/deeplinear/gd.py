@@ -1099,7 +1099,8 @@ def plain_run(
     a single-precision run of the published experiment shows (its rounding floors), which
     the float64 engine :func:`run` cannot. The loss is logged at ``log_grid(iters,
     log_points)`` in float64 from the rounded weights (the rounding of the run, not of the
-    loss evaluation)."""
+    loss evaluation). BLAS runs on one thread, so the rounding, and with it every bit of
+    the result, does not depend on the machine's thread count."""
     if iters < 0:
         raise InputError(f"plain_run: iters must be >= 0, got {iters}")
     dt = np.dtype(dtype).type
@@ -1109,22 +1110,23 @@ def plain_run(
     grid = log_grid(iters, log_points)
     loss = np.empty(grid.size)
     last_change, row = -1, 0
-    for k in range(iters + 1):
-        if k == grid[row]:
-            loss[row] = model.loss([w.astype(np.float64) for w in W], X, Y)
-            row += 1
-        if k == iters:
-            break
-        H = [Xd]
-        for w in W:
-            H.append(w @ H[-1])
-        D = H[-1] - Yd
-        for j in range(len(W) - 1, -1, -1):
-            G = D @ H[j].T
-            if j:
-                D = W[j].T @ D
-            new = W[j] - step * G
-            if last_change < k and not np.array_equal(new, W[j]):
-                last_change = k
-            W[j] = new
+    with threadpool_limits(limits=1, user_api="blas"):  # one summation order everywhere
+        for k in range(iters + 1):
+            if k == grid[row]:
+                loss[row] = model.loss([w.astype(np.float64) for w in W], X, Y)
+                row += 1
+            if k == iters:
+                break
+            H = [Xd]
+            for w in W:
+                H.append(w @ H[-1])
+            D = H[-1] - Yd
+            for j in range(len(W) - 1, -1, -1):
+                G = D @ H[j].T
+                if j:
+                    D = W[j].T @ D
+                new = W[j] - step * G
+                if last_change < k and not np.array_equal(new, W[j]):
+                    last_change = k
+                W[j] = new
     return PlainResult(grid, loss, W, last_change)
