@@ -23,11 +23,12 @@ def test_x_scale_gives_x_xt_equal_c_times_identity_and_y_follows():
         data.synthetic(6, 6, m, 3, 0.0, 8, x_scale=0.0)
 
 
-@pytest.mark.parametrize("name", ["authors", "authors_c1430_levels"])
+@pytest.mark.parametrize("name", ["authors", "authors_c630_layer", "authors_c1430_levels"])
 def test_the_authors_start_has_the_product_norm_of_its_init_at_every_depth(name):
-    """Experiments `authors` and its variant run their reading's start: the product
-    W_N ... W_1 has spectral norm `product_norm` at every depth, or `scale^N` for a
-    balanced start given by its per-layer singular value `scale` (spread 0)."""
+    """Experiments `authors` and its variants run their reading's start: the product
+    W_N ... W_1 has spectral norm `product_norm` at every depth, `scale^N` for a
+    balanced start given by its per-layer singular value `scale` (spread 0), and
+    `end_scale^2 scale^(N - 2)` for an `ends` start (orthogonal layers)."""
     cfg = plan.load(ROOT / "config/config.yaml", ROOT / "workflow/schemas/config.schema.yaml")
     exp = plan.Plan.from_config(cfg).experiments[name]
     (ini,) = cfg["experiments"][name]["inits"]
@@ -37,7 +38,33 @@ def test_the_authors_start_has_the_product_norm_of_its_init_at_every_depth(name)
         W = experiments.initial_weights(run, experiments.widths_of(run, ds), exp.settings.base_seed)
         P = np.linalg.multi_dot(W[::-1])
         want = ini["product_norm"] if "product_norm" in ini else ini["scale"] ** run.depth
+        if ini["kind"] == "ends":
+            want = ini["end_scale"] ** 2 * ini["scale"] ** (run.depth - 2)
         assert np.linalg.norm(P, 2) == pytest.approx(want, rel=1e-9)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3, 5])
+def test_ends_start_has_small_orthogonal_ends_and_scaled_orthogonal_middle_layers(depth):
+    """`ends`: every layer a scaled (semi-)orthogonal matrix, the first and the last
+    (at N = 2 both, at N = 1 the only one) with singular values `end_scale`, the middle
+    ones `scale`; the schema asks `end_scale` of an `ends` start and of no other."""
+    widths = [6] + [4] * (depth - 1) + [5]
+    W = init.make("ends", widths, 0.3, np.random.default_rng(1), end_scale=0.01)
+    for j, Wj in enumerate(W):
+        want = 0.01 if j in (0, depth - 1) else 0.3
+        np.testing.assert_allclose(np.linalg.svd(Wj, compute_uv=False), want, rtol=1e-12)
+    assert [Wj.shape for Wj in W] == [(widths[j + 1], widths[j]) for j in range(depth)]
+    with pytest.raises(InputError, match="end_scale"):
+        init.make("ends", widths, 0.3, 1, end_scale=-1.0)
+    base = plan.load(ROOT / "config/smoke.yaml", ROOT / "workflow/schemas/config.schema.yaml")
+    schema = ROOT / "workflow/schemas/config.schema.yaml"
+    without = {"kind": "ends", "scale": 0.3}
+    misplaced = {"kind": "orthogonal", "scale": 0.3, "end_scale": 0.1}
+    for bad in (without, misplaced):
+        cfg = dict(base, experiments=dict(base["experiments"]))
+        cfg["experiments"]["authors"] = dict(cfg["experiments"]["authors"], inits=[bad])
+        with pytest.raises(InputError, match="end_scale"):
+            plan.validate(cfg, schema)
 
 
 @pytest.mark.parametrize(

@@ -37,6 +37,8 @@ def initial_weights(run: Run, widths: Sequence[int], base_seed: int) -> list[np.
         options["spread"] = run.init_spread
     if run.init == "near_balanced":
         options["xi"] = run.init_xi
+    if run.init == "ends":
+        options["end_scale"] = run.init_xi
     rng = np.random.default_rng(run.init_seed(base_seed))
     return init.make(run.init, widths, run.init_scale, rng, **options)
 

@@ -77,6 +77,21 @@ def orthogonal(widths: Sequence[int], scale: float, seed: Seed) -> list[np.ndarr
     return W
 
 
+def ends(widths: Sequence[int], scale: float, seed: Seed, end_scale: float) -> list[np.ndarray]:
+    """:func:`orthogonal` layers, the first and the last (at ``N = 2`` both layers)
+    times ``end_scale``, the middle ones times ``scale``.
+
+    Small ends on middle layers of moderate scale: while the ends are small the middle
+    layers hardly move, and a target mode grows from the ends exponentially at the rate
+    ``2 c sigma scale^(N - 2)`` (whitened data ``X X^T = c I``), so its escape time grows
+    geometrically with depth, by ``1 / scale`` per layer (theory.md 15, figure 8's
+    reading search)."""
+    end_scale = _check_scale(end_scale, "end_scale")
+    W = orthogonal(widths, 1.0, seed)
+    last = len(W) - 1
+    return [(end_scale if j in (0, last) else _check_scale(scale)) * Wj for j, Wj in enumerate(W)]
+
+
 def balanced(
     widths: Sequence[int], scale: float, seed: Seed, rank: int | None = None, spread: float = 0.1
 ) -> list[np.ndarray]:
@@ -123,6 +138,7 @@ INITS = {
     "gaussian": gaussian,
     "normalized_gaussian": normalized_gaussian,
     "orthogonal": orthogonal,
+    "ends": ends,
 }
 
 

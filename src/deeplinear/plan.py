@@ -56,7 +56,9 @@ class Run:
     """One GD trajectory of the plan; ``run_id`` is the experiment and a hash of the rest.
 
     ``alpha`` is the decay exponent of a decreasing schedule and 0 for a constant step
-    (theory.md 11); ``init_rank`` is ``None`` for a start of full (bottleneck) rank.
+    (theory.md 11); ``init_rank`` is ``None`` for a start of full (bottleneck) rank;
+    ``init_xi`` is the perturbation of a ``near_balanced`` start and the end layers' scale
+    of an ``ends`` start.
     """
 
     experiment: str
@@ -119,13 +121,15 @@ class Settings:
 
 def _init_fields(ini: Mapping[str, Any], depth: int) -> dict[str, Any]:
     """Run fields of a validated ``inits`` entry (kind-specific defaults come from the schema);
-    ``product_norm: p`` gives the per-layer scale ``p^(1/N)`` at depth ``N``."""
+    ``product_norm: p`` gives the per-layer scale ``p^(1/N)`` at depth ``N``; the
+    ``end_scale`` of an ``ends`` start is carried in ``init_xi`` (which only
+    ``near_balanced`` starts use otherwise), so no other run's id changes."""
     scale = ini["scale"] if "scale" in ini else ini["product_norm"] ** (1.0 / depth)
     return {
         "init": ini["kind"],
         "init_scale": float(scale),
         "init_rank": ini.get("rank"),
-        "init_xi": float(ini.get("xi", UNUSED["init_xi"])),
+        "init_xi": float(ini.get("xi", ini.get("end_scale", UNUSED["init_xi"]))),
         "init_spread": float(ini.get("spread", UNUSED["init_spread"])),
     }
 

@@ -1,13 +1,14 @@
 # The authors' own experiment (figure 8): for each of its runs, where the step sits relative
 # to our certified bound and the measured critical step of the same start, and what the
 # curves show in numbers (deeplinear.authors). Covers `authors` and, if the config has them,
-# the variants `authors_c1430_levels` (the previous choice of the reading search),
-# `authors_c80_r06` (the choice before that),
+# the variants `authors_c630_layer` (the previous choice of the reading search),
+# `authors_c1430_levels` (the choice before that), `authors_c80_r06` (an earlier one),
 # `authors_width70` (the earlier reading) and `authors_bottleneck`.
 AUTHORS_EXPERIMENTS = [
     e
     for e in (
         "authors",
+        "authors_c630_layer",
         "authors_c1430_levels",
         "authors_c80_r06",
         "authors_width70",
@@ -108,7 +109,8 @@ rule authors_float32:
         digest=lambda wc: plan.digest(
             [
                 [r.key() for r in FLOAT32_RUNS],
-                PLAN.experiments["authors"].settings.budget(READINGS["eta"]),
+                READINGS["depths"],
+                READINGS["epochs"],
                 READINGS["eta"],
                 READINGS["log_points"],
                 PLAN.seed,
