@@ -626,3 +626,24 @@ def test_tanh_panels_draw_curves_points_critical_steps_and_outcomes():
     dashed = [line.get_ydata().tolist() for line in ax_out.get_lines() if line.get_ls() == "--"]
     assert dashed == [[0.0, 0.5], [0.0, 1.0]]
     plt.close(fig)
+
+
+def test_float32_curves_are_dashed_per_depth_and_start_with_one_legend_entry():
+    """Figure 8's single-precision curves: one dashed line per depth and start in its
+    depth's colour, one legend entry for all; an empty table draws nothing."""
+    fig, ax = plt.subplots()
+    curves = pd.DataFrame({"depth": [2, 2, 2, 2, 3, 3], "start": [0, 0, 1, 1, 0, 0],
+                           "epoch": [1.0, 10.0] * 3, "loss": [1.0, 0.1] * 3})  # fmt: skip
+    labels = {2: "N = 2", 3: "N = 3"}
+    plotting.draw_float32_curves(ax, curves, labels, ["N = 2", "N = 3"], "viridis")
+    dashed = [
+        line for line in ax.get_lines() if line.get_linestyle() == "--" and line.get_xdata().size
+    ]
+    assert len(dashed) == 3
+    assert dashed[0].get_color() == dashed[1].get_color() != dashed[2].get_color()
+    assert ax.get_legend_handles_labels()[1] == ["dashed: float32"]
+    fig2, ax2 = plt.subplots()
+    plotting.draw_float32_curves(ax2, curves.iloc[:0], labels, ["N = 2", "N = 3"], "viridis")
+    assert not ax2.get_lines()
+    plt.close(fig)
+    plt.close(fig2)

@@ -720,6 +720,26 @@ def readings_shown(search: pd.DataFrame, experiments: Sequence[str], top: int = 
     return shown[["reading", "rank", *scores, "experiment"]]
 
 
+def draw_float32_curves(
+    ax: plt.Axes, curves: pd.DataFrame, labels: dict[int, str], order: Sequence[str], palette
+) -> None:
+    """Figure 8: the single-precision curves (``authors_float32.parquet`` rows: ``depth,
+    start, epoch, loss``) dashed, one line per depth and start in the colour of its depth's
+    network label (``labels``, hue order ``order``), and one legend entry for all of them
+    (picked up by a later ``ax.legend()``); nothing for an empty table."""
+    if curves.empty:
+        return
+    data = curves.assign(
+        network=curves["depth"].map(labels),
+        run=curves["depth"].astype(str) + "/" + curves["start"].astype(str),
+    )
+    sns.lineplot(
+        data=data, x="epoch", y="loss", ax=ax, hue="network", hue_order=order, units="run",
+        estimator=None, palette=palette, lw=0.8, ls="--", legend=False,
+    )  # fmt: skip
+    ax.plot([], [], color="grey", lw=0.8, ls="--", label="dashed: float32")
+
+
 def draw_published_points(ax: plt.Axes, points: pd.DataFrame, color, label: str) -> None:
     """Published points (rows of :func:`published_markers`) as open circles with their
     reading precision as error bars (figure 9)."""
